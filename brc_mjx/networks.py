@@ -1,0 +1,234 @@
+"""BroNet critic ensemble, tanh-Gaussian actor and task embedding (spec sections 2-3).
+
+Paper: https://arxiv.org/abs/2505.23150. The critic is a residual, LayerNorm-heavy MLP ("BroNet")
+with a categorical head; two members with independent weights are built with ``nn.vmap`` over the
+parameters and see the same input. One task-embedding table lives in the critic's parameters (it is
+trained only by the critic loss and Polyak-copied into the target); the actor reads it through
+:func:`task_embedding`, gradient-stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from brc_mjx import categorical
+from brc_mjx.config import NetworkConfig
+
+LAYERNORM_EPS = 1e-6
+LOG_STD_MIN = -10.0
+LOG_STD_MAX = 2.0
+EMBEDDING_KEY = "task_embedding"
+
+
+def _dense(features: int, gain: float = math.sqrt(2.0)) -> nn.Dense:
+    """Dense layer with orthogonal kernel init of the given gain and zero bias."""
+    return nn.Dense(
+        features,
+        kernel_init=nn.initializers.orthogonal(scale=gain),
+        bias_init=nn.initializers.zeros,
+    )
+
+
+class BroNet(nn.Module):
+    """BroNet trunk: Dense -> LN -> ReLU, then ``depth`` residual blocks.
+
+    Each block computes ``h + LN(Dense(ReLU(LN(Dense(h)))))`` with no activation after the add.
+    """
+
+    width: int
+    depth: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = nn.relu(nn.LayerNorm(epsilon=LAYERNORM_EPS)(_dense(self.width)(x)))
+        for _ in range(self.depth):
+            u = nn.relu(nn.LayerNorm(epsilon=LAYERNORM_EPS)(_dense(self.width)(h)))
+            u = nn.LayerNorm(epsilon=LAYERNORM_EPS)(_dense(self.width)(u))
+            h = h + u
+        return h
+
+
+class CriticMember(nn.Module):
+    """One categorical critic: BroNet trunk and a Dense head producing ``num_atoms`` logits."""
+
+    width: int
+    depth: int
+    num_atoms: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return _dense(self.num_atoms)(BroNet(self.width, self.depth)(x))
+
+
+def l2_normalize(x: jax.Array, eps: float = 1e-8) -> jax.Array:
+    """Normalise the last axis of ``x`` to unit L2 norm."""
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
+
+
+class Critic(nn.Module):
+    """Ensemble of categorical BroNet critics on concat(obs, action, task embedding).
+
+    Returns logits shaped ``(ensemble, batch, atoms)``. With ``num_tasks == 1`` there is no
+    embedding (single-task mode).
+    """
+
+    width: int
+    depth: int
+    num_atoms: int
+    ensemble_size: int
+    num_tasks: int
+    embedding_dim: int
+    v_min: float = -10.0
+    v_max: float = 10.0
+
+    @property
+    def atoms(self) -> jax.Array:
+        """The fixed categorical support ``(num_atoms,)``."""
+        return categorical.support(self.num_atoms, self.v_min, self.v_max)
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array, task_id: jax.Array) -> jax.Array:
+        inputs = [obs, action]
+        if self.num_tasks > 1:
+            table = self.param(
+                EMBEDDING_KEY,
+                nn.initializers.normal(stddev=1.0),
+                (self.num_tasks, self.embedding_dim),
+            )
+            inputs.append(l2_normalize(table[task_id]))  # (batch, embedding_dim)
+        x = jnp.concatenate(inputs, axis=-1)
+        ensemble = nn.vmap(
+            CriticMember,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.ensemble_size,
+        )
+        return ensemble(self.width, self.depth, self.num_atoms, name="ensemble")(x)
+
+
+class Actor(nn.Module):
+    """Tanh-Gaussian policy head on a BroNet trunk; returns ``(mean, log_std)``.
+
+    ``log_std = -10 + 12 * 0.5 * (1 + tanh(raw))`` keeps it in [-10, 2].
+    """
+
+    action_dim: int
+    width: int
+    depth: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, task_emb: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+        x = obs if task_emb is None else jnp.concatenate([obs, task_emb], axis=-1)
+        h = BroNet(self.width, self.depth)(x)
+        mean = _dense(self.action_dim, gain=math.sqrt(2.0))(h)
+        raw_log_std = _dense(self.action_dim, gain=1.0)(h)
+        log_std = LOG_STD_MIN + (LOG_STD_MAX - LOG_STD_MIN) * 0.5 * (1.0 + jnp.tanh(raw_log_std))
+        return mean, log_std
+
+
+class Networks(NamedTuple):
+    """The two Flax modules of a BRC learner (static: never part of the state pytree)."""
+
+    critic: Critic
+    actor: Actor
+    num_tasks: int
+
+
+def make_networks(cfg: NetworkConfig, action_dim: int, num_tasks: int) -> Networks:
+    """Build the critic ensemble and actor modules for ``action_dim`` (padded) and ``num_tasks``."""
+    critic = Critic(
+        width=cfg.critic_width,
+        depth=cfg.critic_depth,
+        num_atoms=cfg.num_atoms,
+        ensemble_size=cfg.ensemble_size,
+        num_tasks=num_tasks,
+        embedding_dim=cfg.embedding_dim,
+        v_min=cfg.v_min,
+        v_max=cfg.v_max,
+    )
+    actor = Actor(action_dim=action_dim, width=cfg.actor_width, depth=cfg.actor_depth)
+    return Networks(critic=critic, actor=actor, num_tasks=num_tasks)
+
+
+def task_embedding(nets: Networks, critic_params, task_id: jax.Array) -> jax.Array | None:
+    """Gradient-stopped, L2-normalised task embeddings read from the critic's table.
+
+    Returns ``(batch, embedding_dim)``, or ``None`` in single-task mode.
+    """
+    if nets.num_tasks <= 1:
+        return None
+    table = critic_params["params"][EMBEDDING_KEY]
+    return jax.lax.stop_gradient(l2_normalize(table[task_id]))
+
+
+def init_params(nets: Networks, key: jax.Array, obs_dim: int, action_dim: int):
+    """Initialise ``(critic_params, actor_params)`` for the given (padded) sizes."""
+    key_critic, key_actor = jax.random.split(key)
+    obs = jnp.zeros((1, obs_dim), jnp.float32)
+    action = jnp.zeros((1, action_dim), jnp.float32)
+    task_id = jnp.zeros((1,), jnp.int32)
+    critic_params = nets.critic.init(key_critic, obs, action, task_id)
+    emb = task_embedding(nets, critic_params, task_id)
+    actor_params = nets.actor.init(key_actor, obs, emb)
+    return critic_params, actor_params
+
+
+def critic_input_dim(cfg: NetworkConfig, obs_dim: int, action_dim: int, num_tasks: int) -> int:
+    """d_in of the critic: obs + action (+ embedding in multi-task mode)."""
+    return obs_dim + action_dim + (cfg.embedding_dim if num_tasks > 1 else 0)
+
+
+def critic_member_params_formula(width: int, d_in: int, depth: int = 2, num_atoms: int = 101):
+    """Closed-form parameter count of one critic member.
+
+    At depth 2 and 101 atoms this is the spec's ``P(W) = 4 W^2 + (d_in + 116) W + 101``.
+    """
+    trunk = d_in * width + width + 2 * width + depth * (2 * (width * width + width) + 4 * width)
+    return trunk + width * num_atoms + num_atoms
+
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def sample_policy(
+    key: jax.Array,
+    mean: jax.Array,
+    log_std: jax.Array,
+    action_mask: jax.Array,
+    mask_padded: bool = True,
+) -> tuple[jax.Array, jax.Array]:
+    """Reparameterised sample of the tanh-Gaussian and its log-probability.
+
+    Args:
+      key: PRNG key.
+      mean, log_std: ``(batch, action_dim)`` Gaussian parameters before the tanh.
+      action_mask: ``(batch, action_dim)`` 1 for a task's real action dims, 0 for padding.
+      mask_padded: if True, padded dims are zeroed in the action and excluded from log pi;
+        if False (reference behaviour) they are sampled and counted like real dims.
+
+    Returns:
+      ``action`` ``(batch, action_dim)`` in [-1, 1] and ``log_prob`` ``(batch,)``, including the
+      tanh Jacobian ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))``.
+    """
+    eps = jax.random.normal(key, mean.shape, mean.dtype)
+    u = mean + jnp.exp(log_std) * eps
+    log_normal = -0.5 * jnp.square(eps) - log_std - _HALF_LOG_2PI
+    log_jacobian = 2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u))
+    per_dim = log_normal - log_jacobian  # (batch, action_dim)
+    action = jnp.tanh(u)
+    if mask_padded:
+        per_dim = per_dim * action_mask
+        action = action * action_mask
+    return action, jnp.sum(per_dim, axis=-1)
+
+
+def deterministic_action(mean: jax.Array, action_mask: jax.Array) -> jax.Array:
+    """Evaluation action ``tanh(mean)`` with padded dims zeroed."""
+    return jnp.tanh(mean) * action_mask
