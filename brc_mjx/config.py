@@ -98,3 +98,63 @@ def validate(cfg: LearnerConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    """Which tasks to train on and how many parallel environments."""
+
+    tasks: tuple[str, ...] = ("dmc-easy",)
+    """Task names (e.g. dmc/cartpole-balance) or suite names (e.g. dmc-easy)."""
+    backend: str = "mjx"
+    """Simulator backend: mjx | envpool."""
+    envs_per_task: int = 8
+    """Parallel training environments per task."""
+    eval_episodes: int = 4
+    """Deterministic evaluation episodes per task (run in parallel)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplayConfig:
+    """Device replay buffer."""
+
+    capacity_per_task: int = 100_000
+    """Transitions kept per task (ring)."""
+    obs_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Storage dtype of observations (cast back to float32 when sampled)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """A full BRC training run. Env-step budgets count transitions per task."""
+
+    env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
+    """Tasks and parallel environments."""
+    learner: LearnerConfig = dataclasses.field(default_factory=LearnerConfig)
+    """Learner hyper-parameters and network sizes."""
+    replay: ReplayConfig = dataclasses.field(default_factory=ReplayConfig)
+    """Replay buffer."""
+    batch_size: int = 256
+    """Transitions per gradient step (all tasks together)."""
+    updates_per_step: int = 1
+    """Gradient steps per vectorized env step (sets the replay ratio)."""
+    total_env_steps: int = 100_000
+    """Training budget: transitions collected per task."""
+    warmup_env_steps: int = 5_000
+    """Uniform-random transitions per task before learning starts."""
+    steps_per_epoch: int = 100
+    """Vectorized env steps per compiled epoch (one host round-trip each)."""
+    eval_every: int = 10_000
+    """Evaluate every this many transitions per task (rounded up to whole epochs); 0: never."""
+    checkpoint_every: int = 20_000
+    """Checkpoint every this many transitions per task (rounded up to whole epochs); 0: never."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept on disk."""
+    seed: int = 0
+    """Seed of every PRNG key of the run."""
+    run_dir: str = "runs/default"
+    """Directory for config, logs (JSONL, TensorBoard), checkpoints and profiles."""
+    resume: bool = False
+    """Continue from the latest good checkpoint in run_dir."""
+    profile: bool = False
+    """Capture a jax.profiler trace of a few steady-state epochs into run_dir/profile."""

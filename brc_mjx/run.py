@@ -1,0 +1,161 @@
+"""The thin host loop around the compiled epoch: set-up, eval, logging, checkpoints, guards.
+
+Everything expensive happens inside ``train.make_train_epoch``'s single compiled program; this
+module only decides *when* to call it, evaluate, log and checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+from brc_mjx import checkpoint, train
+from brc_mjx.acting import evaluate
+from brc_mjx.config import TrainConfig
+from brc_mjx.learner import make_learner
+from brc_mjx.logger import Logger, run_metadata
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced a NaN/Inf loss or parameter."""
+
+
+def make_envs(cfg: TrainConfig):
+    """Training and evaluation env batches from the registry (fails fast on unknown names)."""
+    import envs
+
+    tasks = list(cfg.env.tasks)
+    env = envs.make(tasks, cfg.env.envs_per_task, backend=cfg.env.backend)
+    eval_env = None
+    if cfg.env.eval_episodes > 0:
+        eval_env = envs.make(tasks, cfg.env.eval_episodes, backend=cfg.env.backend)
+    return env, eval_env
+
+
+def _check_finite(metrics: dict, env_steps: int) -> None:
+    for name, value in metrics.items():
+        if name.startswith("train/") and not np.all(np.isfinite(value)):
+            raise NonFiniteError(
+                f"non-finite metric {name} = {value} at env step {env_steps} (per task); "
+                "stopping, the last good checkpoint is kept"
+            )
+    if not bool(metrics["params_finite"]):
+        raise NonFiniteError(
+            f"non-finite parameters after env step {env_steps} (per task); "
+            "stopping, the last good checkpoint is kept"
+        )
+
+
+def run(
+    cfg: TrainConfig,
+    env_factory: Callable[[TrainConfig], tuple] = make_envs,
+    max_epochs: int | None = None,
+) -> dict:
+    """Train (or resume) according to ``cfg``; returns the last epoch's metrics and eval.
+
+    Args:
+      cfg: the run's config.
+      env_factory: builds ``(train_env, eval_env_or_None)`` from the config.
+      max_epochs: stop after this many epochs of *this call* (for tests / interruption).
+    """
+    train.validate(cfg)
+    env, eval_env = env_factory(cfg)
+    learner = make_learner(cfg.learner, env.obs_dim, env.action_dims)
+    derived = train.derive(cfg, env)
+    needed = train.replay_bytes(cfg, env)
+    os.makedirs(cfg.run_dir, exist_ok=True)
+    logger = Logger(cfg.run_dir, env.task_names)
+    logger.console(
+        f"tasks {', '.join(env.task_names)} | {derived.num_envs} envs | obs {env.obs_dim} | "
+        f"action {env.action_dim} | replay {needed / 2**30:.3f} GiB | replay ratio "
+        f"{derived.replay_ratio:.2f} ({cfg.updates_per_step} x {cfg.batch_size} per "
+        f"{derived.num_envs} transitions) | {derived.epochs} epochs"
+    )
+    from brc_mjx import replay as replay_lib
+
+    replay_lib.check_fits(needed)
+    with open(os.path.join(cfg.run_dir, "config.json"), "w") as f:
+        json.dump(dataclasses.asdict(cfg), f, indent=2)
+    with open(os.path.join(cfg.run_dir, "meta.json"), "w") as f:
+        json.dump(run_metadata(), f, indent=2)
+
+    manager = checkpoint.make_manager(os.path.join(cfg.run_dir, "checkpoints"),
+                                      cfg.keep_checkpoints)
+    init = functools.partial(train.init_train_state, cfg, learner, env, derived)
+    state = None
+    if cfg.resume:
+        step, state = checkpoint.restore_latest(manager, jax.eval_shape(init))
+        if state is not None:
+            logger.console(f"resumed from checkpoint at epoch {step}")
+    if state is None:
+        state = init()
+
+    t0 = time.perf_counter()
+    epoch_fn = train.make_train_epoch(learner, env, cfg, derived).lower(state).compile()
+    compile_s = time.perf_counter() - t0
+    eval_fn = None
+    if eval_env is not None:
+        eval_fn = jax.jit(functools.partial(evaluate, learner, eval_env,
+                                            num_steps=derived.max_episode_length))
+    logger.console(f"compiled the train epoch in {compile_s:.1f} s")
+
+    start_epoch = int(state.env_steps) // cfg.steps_per_epoch
+    stop_epoch = derived.epochs if max_epochs is None else min(derived.epochs,
+                                                              start_epoch + max_epochs)
+    eval_key = jax.random.PRNGKey(cfg.seed + 1)
+    profile_epochs = range(start_epoch + 2, start_epoch + 5) if cfg.profile else range(0)
+    result: dict = {"compile_s": compile_s}
+    for epoch in range(start_epoch, stop_epoch):
+        if cfg.profile and epoch == profile_epochs.start:
+            jax.profiler.start_trace(os.path.join(cfg.run_dir, "profile"))
+        t = time.perf_counter()
+        state, metrics = epoch_fn(state)
+        metrics = jax.device_get(metrics)
+        seconds = time.perf_counter() - t
+        if cfg.profile and epoch + 1 == profile_epochs.stop:
+            jax.profiler.stop_trace()
+        env_steps = (epoch + 1) * cfg.steps_per_epoch * cfg.env.envs_per_task
+        _check_finite(metrics, env_steps)
+        record = {k: float(v) for k, v in metrics.items() if k.startswith("train/")}
+        episodes = metrics["episodes"]
+        for k, name in enumerate(env.task_names):
+            if episodes[k] > 0:
+                record[f"train/{name}/episode_return"] = float(
+                    metrics["episode_return_sum"][k] / episodes[k])
+        record["perf/env_steps_per_s"] = cfg.steps_per_epoch * derived.num_envs / seconds
+        record["perf/updates_per_s"] = float(metrics["updates"]) / seconds
+        record["perf/epoch_s"] = seconds
+        if epoch == start_epoch:
+            record["perf/compile_s"] = compile_s
+        last = epoch + 1 == derived.epochs
+        if eval_fn is not None and (
+            last or (derived.eval_every_epochs and (epoch + 1) % derived.eval_every_epochs == 0)
+        ):
+            ev = jax.device_get(eval_fn(state.learner, jax.random.fold_in(eval_key, epoch)))
+            for k, name in enumerate(env.task_names):
+                record[f"eval/{name}/return"] = float(ev["return"][k])
+                if env.has_success[k]:
+                    record[f"eval/{name}/success"] = float(ev["success"][k])
+            record["eval/mean_return"] = float(np.mean(ev["return"]))
+        logger.log(env_steps, record)
+        if last or (derived.checkpoint_every_epochs
+                    and (epoch + 1) % derived.checkpoint_every_epochs == 0):
+            checkpoint.save(manager, epoch + 1, state)
+        result.update(record)
+    logger.close()
+    result["state"] = state
+    result["epochs_done"] = stop_epoch
+    return result
+
+
+def steps_to_epochs(cfg: TrainConfig, env_steps: int) -> int:
+    """Whole epochs covering ``env_steps`` transitions per task."""
+    return math.ceil(env_steps / (cfg.steps_per_epoch * cfg.env.envs_per_task))

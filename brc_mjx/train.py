@@ -1,0 +1,248 @@
+"""The one-jit training loop, drawn from the inside out (spec section 4 + the replay of style.md).
+
+    sgd_step                      (learner.py)   critic -> target -> actor -> temperature
+    lax.scan over updates         (_learn)       sample a batch, sgd_step, updates_per_step times
+    train_step                    act in all envs, insert into replay, update the normaliser, learn
+    lax.scan over train_step      train_epoch
+    jax.jit(train_epoch, donate)  make_train_epoch: one compiled program, TrainState donated
+
+Nothing inside an epoch touches the host. The thin host loop (``brc_mjx.run``) evaluates, logs and
+checkpoints between epochs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+from brc_mjx import normalizer
+from brc_mjx import replay as replay_lib
+from brc_mjx.acting import actor_step
+from brc_mjx.config import TrainConfig
+from brc_mjx.config import validate as validate_learner
+from brc_mjx.learner import Learner, LearnerState, sgd_step
+from brc_mjx.learner import init_state as init_learner_state
+
+OBS_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+@flax.struct.dataclass
+class TrainState:
+    """All training state in one pytree: learner, replay, envs, PRNG key, counter."""
+
+    learner: LearnerState
+    replay: replay_lib.ReplayState
+    env: object  # envs.EnvState
+    key: jax.Array  # raw uint32 PRNG key (checkpointable)
+    env_steps: jax.Array  # () int32 vectorized env steps taken
+
+
+@dataclasses.dataclass(frozen=True)
+class Derived:
+    """Sizes derived from a config and an env (never written back into the config)."""
+
+    num_tasks: int
+    num_envs: int
+    vector_steps: int  # vectorized env steps of the whole run (whole epochs)
+    warmup_vector_steps: int
+    epochs: int
+    eval_every_epochs: int
+    checkpoint_every_epochs: int
+    replay_ratio: float  # sampled transitions per collected transition
+    max_episode_length: int
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Fail fast, with one clear line, on a config that cannot run (before any env or compile)."""
+    validate_learner(cfg.learner)
+    checks = [
+        (cfg.env.envs_per_task >= 1,
+         f"env.envs_per_task must be >= 1, got {cfg.env.envs_per_task}"),
+        (cfg.env.eval_episodes >= 0,
+         f"env.eval_episodes must be >= 0, got {cfg.env.eval_episodes}"),
+        (len(cfg.env.tasks) >= 1, "env.tasks must name at least one task or suite"),
+        (cfg.batch_size >= 1, f"batch_size must be >= 1, got {cfg.batch_size}"),
+        (cfg.updates_per_step >= 0, f"updates_per_step must be >= 0, got {cfg.updates_per_step}"),
+        (cfg.steps_per_epoch >= 1, f"steps_per_epoch must be >= 1, got {cfg.steps_per_epoch}"),
+        (cfg.total_env_steps >= 1, f"total_env_steps must be >= 1, got {cfg.total_env_steps}"),
+        (cfg.warmup_env_steps >= 0, f"warmup_env_steps must be >= 0, got {cfg.warmup_env_steps}"),
+        (cfg.warmup_env_steps < cfg.total_env_steps,
+         f"warmup_env_steps ({cfg.warmup_env_steps}) must be shorter than total_env_steps "
+         f"({cfg.total_env_steps})"),
+        (cfg.replay.capacity_per_task >= cfg.env.envs_per_task,
+         f"replay.capacity_per_task ({cfg.replay.capacity_per_task}) must be >= "
+         f"env.envs_per_task ({cfg.env.envs_per_task})"),
+        (cfg.eval_every >= 0, f"eval_every must be >= 0, got {cfg.eval_every}"),
+        (cfg.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {cfg.checkpoint_every}"),
+        (cfg.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {cfg.keep_checkpoints}"),
+        (cfg.replay.obs_dtype in OBS_DTYPES,
+         f"replay.obs_dtype must be one of {sorted(OBS_DTYPES)}, got {cfg.replay.obs_dtype!r}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+    devices = jax.device_count()
+    if cfg.batch_size % devices:
+        raise ValueError(
+            f"batch_size {cfg.batch_size} is not divisible by the device count {devices}"
+        )
+
+
+def derive(cfg: TrainConfig, env) -> Derived:
+    """Pure function from (config, env) to the run's sizes."""
+    e = cfg.env.envs_per_task
+    if env.num_envs != e * env.num_tasks:
+        raise ValueError(
+            f"env has {env.num_envs} envs for {env.num_tasks} tasks, but env.envs_per_task is {e}"
+        )
+    epoch_transitions = cfg.steps_per_epoch * e  # per task
+    epochs = max(1, math.ceil(cfg.total_env_steps / epoch_transitions))
+
+    def every(n):
+        return 0 if n == 0 else max(1, math.ceil(n / epoch_transitions))
+
+    return Derived(
+        num_tasks=env.num_tasks,
+        num_envs=env.num_envs,
+        vector_steps=epochs * cfg.steps_per_epoch,
+        warmup_vector_steps=math.ceil(cfg.warmup_env_steps / e),
+        epochs=epochs,
+        eval_every_epochs=every(cfg.eval_every),
+        checkpoint_every_epochs=every(cfg.checkpoint_every),
+        replay_ratio=cfg.updates_per_step * cfg.batch_size / env.num_envs,
+        max_episode_length=int(max(env.episode_length)),
+    )
+
+
+def example_transition(env) -> replay_lib.Transition:
+    """One unbatched transition's shapes and dtypes, from the env's sizes."""
+    f32 = jnp.float32
+    return replay_lib.Transition(
+        obs=jax.ShapeDtypeStruct((env.obs_dim,), f32),
+        action=jax.ShapeDtypeStruct((env.action_dim,), f32),
+        reward=jax.ShapeDtypeStruct((), f32),
+        next_obs=jax.ShapeDtypeStruct((env.obs_dim,), f32),
+        terminated=jax.ShapeDtypeStruct((), jnp.bool_),
+        truncated=jax.ShapeDtypeStruct((), jnp.bool_),
+        task_id=jax.ShapeDtypeStruct((), jnp.int32),
+    )
+
+
+def replay_bytes(cfg: TrainConfig, env) -> int:
+    """Bytes of the replay buffer for this run (computed without allocating)."""
+    return replay_lib.memory_bytes(
+        example_transition(env), env.num_tasks, cfg.replay.capacity_per_task,
+        OBS_DTYPES[cfg.replay.obs_dtype],
+    )
+
+
+def init_train_state(cfg: TrainConfig, learner: Learner, env, derived: Derived) -> TrainState:
+    """Fresh state: learner params, empty replay, reset envs, the run's PRNG key."""
+    key = jax.random.PRNGKey(cfg.seed)
+    key, key_learner, key_env = jax.random.split(key, 3)
+    state = TrainState(
+        learner=init_learner_state(
+            learner, key_learner, derived.num_envs, derived.max_episode_length
+        ),
+        replay=replay_lib.init(
+            example_transition(env), env.num_tasks, cfg.replay.capacity_per_task,
+            OBS_DTYPES[cfg.replay.obs_dtype],
+        ),
+        env=env.reset(key_env),
+        key=key,
+        env_steps=jnp.zeros((), jnp.int32),
+    )
+    # Leaves may share a buffer (e.g. an env's obs and final_obs at reset); the whole state is
+    # donated to the compiled epoch, so give every leaf its own buffer.
+    return jax.tree.map(lambda x: jnp.array(x, copy=True), state)
+
+
+def _learn(learner: Learner, cfg: TrainConfig, learner_state, replay, key):
+    """``updates_per_step`` gradient steps on fresh replay batches; mean metrics."""
+
+    def one(state, k):
+        key_sample, key_sgd = jax.random.split(k)
+        with jax.named_scope("sample"):
+            batch = replay_lib.sample(replay, key_sample, cfg.batch_size)
+        return sgd_step(learner, state, batch, key_sgd)
+
+    learner_state, metrics = jax.lax.scan(one, learner_state, jax.random.split(
+        key, cfg.updates_per_step))
+    return learner_state, jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
+
+
+def train_step(learner: Learner, env, cfg: TrainConfig, derived: Derived, state: TrainState):
+    """Act in all envs, insert the transitions, update the normaliser, then learn.
+
+    Returns ``(state, metrics)``; learning is skipped (zero metrics, ``updated`` = 0) while the
+    uniform-random warm-up lasts.
+    """
+    key, key_act, key_learn = jax.random.split(state.key, 3)
+    warmup = state.env_steps < derived.warmup_vector_steps
+    env_state, transition = actor_step(learner, env, state.learner, state.env, key_act, warmup)
+    with jax.named_scope("replay_add"):
+        replay = replay_lib.add(state.replay, transition)
+    learner_state = state.learner.replace(
+        normalizer=normalizer.update(
+            state.learner.normalizer, transition.reward, transition.terminated,
+            transition.truncated, transition.task_id, learner.cfg.gamma,
+        )
+    )
+    learn = functools.partial(_learn, learner, cfg)
+    if cfg.updates_per_step > 0:
+        metric_shapes = jax.eval_shape(learn, learner_state, replay, key_learn)[1]
+        skip = lambda ls, rp, k: (ls, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                                                   metric_shapes))
+        learner_state, metrics = jax.lax.cond(warmup, skip, learn, learner_state, replay,
+                                              key_learn)
+    else:
+        metrics = {}
+    metrics["updated"] = jnp.logical_and(jnp.logical_not(warmup), cfg.updates_per_step > 0)
+
+    ended = jnp.logical_or(env_state.terminated, env_state.truncated).astype(jnp.float32)
+    t = derived.num_tasks
+    metrics["episode_return_sum"] = jax.ops.segment_sum(
+        ended * env_state.last_episode_return, env_state.task_id, num_segments=t)
+    metrics["episodes"] = jax.ops.segment_sum(ended, env_state.task_id, num_segments=t)
+    new_state = state.replace(
+        learner=learner_state, replay=replay, env=env_state, key=key,
+        env_steps=state.env_steps + 1,
+    )
+    return new_state, metrics
+
+
+def train_epoch(learner: Learner, env, cfg: TrainConfig, derived: Derived, state: TrainState):
+    """``steps_per_epoch`` train steps in one ``lax.scan``; returns ``(state, epoch_metrics)``.
+
+    Epoch metrics: gradient-step metrics averaged over the steps that learned, per-task training
+    episode returns (sum and count of finished episodes) and whether all parameters are finite.
+    """
+    step = functools.partial(train_step, learner, env, cfg, derived)
+    state, metrics = jax.lax.scan(lambda s, _: step(s), state, None, length=cfg.steps_per_epoch)
+    updated = metrics.pop("updated").astype(jnp.float32)  # (steps,)
+    n_updated = jnp.sum(updated)
+    out = {
+        k: jnp.sum(v * updated) / jnp.maximum(n_updated, 1.0)
+        for k, v in metrics.items()
+        if k.startswith("train/")
+    }
+    out["updates"] = n_updated * cfg.updates_per_step
+    out["episode_return_sum"] = jnp.sum(metrics["episode_return_sum"], axis=0)  # (num_tasks,)
+    out["episodes"] = jnp.sum(metrics["episodes"], axis=0)
+    params = (state.learner.actor_params, state.learner.critic_params, state.learner.log_alpha)
+    out["params_finite"] = jnp.all(
+        jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)])
+    )
+    return state, out
+
+
+def make_train_epoch(learner: Learner, env, cfg: TrainConfig, derived: Derived):
+    """The compiled epoch: ``jax.jit`` with the whole ``TrainState`` donated."""
+    return jax.jit(
+        functools.partial(train_epoch, learner, env, cfg, derived), donate_argnums=0
+    )

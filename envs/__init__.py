@@ -1,0 +1,117 @@
+"""Vectorized, jit-able environments for BRC: one functional API over MJX and EnvPool.
+
+    env = envs.make("dmc-easy", envs_per_task=8)          # or ["dmc/cheetah-run", ...]
+    state = env.reset(key)                               # EnvState, fixed shapes
+    state = env.step(state, action)                      # action: (env.num_envs, env.action_dim)
+
+`reset` and `step` are pure functions (no Python state is touched while tracing) and run inside
+`jax.jit` / `lax.scan`. See `envs/README.md` for the transition contract and the backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from envs.core import BackendStep, Env, EnvState, TaskBackend
+from envs.multitask import make_multitask, record_episodes
+from envs.registry import (
+    SUITES,
+    TASKS,
+    TaskSpec,
+    UnknownTaskError,
+    get_task,
+    resolve_tasks,
+)
+
+BACKENDS = ("mjx", "envpool", "auto")
+
+__all__ = [
+    "BACKENDS",
+    "SUITES",
+    "TASKS",
+    "BackendStep",
+    "Env",
+    "EnvState",
+    "TaskBackend",
+    "TaskSpec",
+    "UnknownTaskError",
+    "get_task",
+    "make",
+    "make_multitask",
+    "record_episodes",
+    "resolve_tasks",
+]
+
+
+def _pick_backend(spec: TaskSpec, wanted: str) -> str:
+    if wanted not in BACKENDS:
+        raise ValueError(f"unknown backend {wanted!r}; expected one of {BACKENDS}")
+    if wanted == "auto":
+        return spec.backends[0]
+    if wanted not in spec.backends:
+        raise ValueError(
+            f"{spec.name} has no {wanted!r} backend (it has {', '.join(spec.backends)}); "
+            "pass backend='auto' or a per-task mapping"
+        )
+    return wanted
+
+
+def make(
+    tasks: str | Sequence[str],
+    envs_per_task: int,
+    backend: str | Mapping[str, str] = "mjx",
+    seed: int = 0,
+    episode_length: int | None = None,
+    mjx_impl: str = "jax",
+    envpool_threads: int = 0,
+) -> Env:
+    """Build a task-major multi-task `Env` of `len(tasks) * envs_per_task` envs.
+
+    Args:
+      tasks: task names (`"dmc/cheetah-run"`), suite names (`"dmc-easy"`), or a list of both.
+      envs_per_task: E, parallel envs per task.
+      backend: `"mjx"`, `"envpool"` or `"auto"` (MJX where Playground has the task, else
+        EnvPool), for all tasks; or a mapping from task name to backend (unlisted tasks: auto).
+      seed: EnvPool seed; task t's pool gets `seed + t * envs_per_task` (EnvPool then seeds its
+        env i with that + i). MJX randomness comes from the `reset` key instead.
+      episode_length: override every task's time limit (steps); None keeps the registry's.
+      mjx_impl: MJX implementation, `"jax"` (any device) or `"warp"` (NVIDIA GPUs only).
+      envpool_threads: EnvPool worker threads per task (0: EnvPool's default).
+
+    Returns:
+      The `Env`; its `reset` / `step` are pure and jit-able.
+    """
+    specs = resolve_tasks(tasks)
+    if envs_per_task < 1:
+        raise ValueError(f"envs_per_task must be >= 1, got {envs_per_task}")
+    backend_names, backends, lengths = [], [], []
+    for t, spec in enumerate(specs):
+        if isinstance(backend, Mapping):
+            by_name = {get_task(k).name: v for k, v in backend.items()}
+            chosen = _pick_backend(spec, by_name.get(spec.name, "auto"))
+        else:
+            chosen = _pick_backend(spec, backend)
+        length = episode_length or spec.episode_length
+        if chosen == "mjx":
+            from envs.mjx_backend import load_playground, make_mjx_backend
+
+            pg_env = load_playground(spec.mjx_id, impl=mjx_impl)
+            if int(pg_env._config.episode_length) != spec.episode_length:
+                raise ValueError(f"{spec.name}: Playground's episode_length disagrees with registry")
+            backends.append(make_mjx_backend(pg_env, envs_per_task, length))
+        else:
+            from envs.envpool_backend import make_envpool_backend
+
+            task_seed = (seed + t * envs_per_task) % (2**31 - envs_per_task)
+            backends.append(
+                make_envpool_backend(spec, envs_per_task, task_seed, length, envpool_threads)
+            )
+        backend_names.append(chosen)
+        lengths.append(length)
+    return make_multitask(
+        task_names=[s.name for s in specs],
+        backend_names=backend_names,
+        backends=backends,
+        episode_lengths=lengths,
+        has_success=[s.has_success for s in specs],
+    )

@@ -1,0 +1,158 @@
+"""Multi-task batching: T tasks x E envs per task behind one `Env` (BRC spec sec. 6).
+
+Layout is task-major: env i belongs to task i // E. Observations are zero-padded to the largest obs
+size; actions come in at the largest action size and each task's envs receive only its first A_i
+components (`Env.action_mask` marks them, so the learner can keep padded dims out of log pi and
+entropy). Tasks may mix backends (MJX and EnvPool) in one `Env`; all sizes come from
+`jax.eval_shape` of the backends' `reset`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from envs.core import BackendStep, Env, EnvState, TaskBackend
+
+
+def record_episodes(
+    state: EnvState,
+    reward: jax.Array,
+    terminated: jax.Array,
+    truncated: jax.Array,
+    success: jax.Array,
+) -> dict[str, jax.Array]:
+    """Running and last-finished episode statistics after one step (all (num_envs,)).
+
+    Returns the `episode_*` / `last_episode_*` fields of the next `EnvState`: the running ones
+    include this step and restart from 0 / False where the episode ended; the `last_*` ones take the
+    finished episode's values there and keep their old values elsewhere.
+    """
+    ended = terminated | truncated
+    ret = state.episode_return + reward
+    length = state.episode_length + 1
+    succ = state.episode_success | success
+    return dict(
+        episode_return=jnp.where(ended, 0.0, ret),
+        episode_length=jnp.where(ended, 0, length),
+        episode_success=jnp.where(ended, False, succ),
+        last_episode_return=jnp.where(ended, ret, state.last_episode_return),
+        last_episode_length=jnp.where(ended, length, state.last_episode_length),
+        last_episode_success=jnp.where(ended, succ, state.last_episode_success),
+    )
+
+
+def make_multitask(
+    task_names: Sequence[str],
+    backend_names: Sequence[str],
+    backends: Sequence[TaskBackend],
+    episode_lengths: Sequence[int],
+    has_success: Sequence[bool],
+) -> Env:
+    """Stack per-task backends (each with E envs) into one task-major `Env`."""
+    num_tasks = len(backends)
+    envs_per_task = backends[0].num_envs
+    if any(b.num_envs != envs_per_task for b in backends):
+        raise ValueError("every task needs the same number of envs")
+    discrete = backends[0].discrete
+    if any(b.discrete != discrete for b in backends):
+        raise ValueError("cannot mix discrete-action (Atari) and continuous-action tasks")
+    num_envs = num_tasks * envs_per_task
+
+    obs_structs = [jax.eval_shape(b.reset, jax.random.key(0))[1] for b in backends]
+    obs_shapes = [tuple(s.shape[1:]) for s in obs_structs]  # per-env obs shape per task
+    obs_dims = tuple(int(np.prod(s)) for s in obs_shapes)
+    if discrete:  # image observations: no padding, so they must agree
+        if len(set(obs_shapes)) != 1:
+            raise ValueError(f"image observations differ in shape across tasks: {obs_shapes}")
+        obs_shape = obs_shapes[0]
+    else:
+        obs_shape = (max(obs_dims),)
+    obs_dim = int(np.prod(obs_shape))
+    action_dims = tuple(b.action_dim for b in backends)
+    action_dim = max(action_dims)
+    task_ids = np.repeat(np.arange(num_tasks, dtype=np.int32), envs_per_task)
+    action_mask = (np.arange(action_dim)[None, :] < np.asarray(action_dims)[task_ids, None])
+    action_mask = action_mask.astype(np.float32)  # (num_envs, action_dim)
+
+    def pad(obs: jax.Array) -> jax.Array:  # (E, d_i) -> (E, obs_dim)
+        if discrete:
+            return obs
+        return jnp.pad(obs.astype(jnp.float32), ((0, 0), (0, obs_dim - obs.shape[1])))
+
+    def task_slice(x: jax.Array, t: int) -> jax.Array:
+        return x[t * envs_per_task : (t + 1) * envs_per_task]
+
+    def reset(key: jax.Array) -> EnvState:
+        keys = jax.random.split(key, num_tasks)
+        states, obs = zip(*(b.reset(k) for b, k in zip(backends, keys, strict=True)), strict=True)
+        obs = jnp.concatenate([pad(o) for o in obs])  # (num_envs, *obs_shape)
+        zeros_f = jnp.zeros((num_envs,), jnp.float32)
+        zeros_i = jnp.zeros((num_envs,), jnp.int32)
+        zeros_b = jnp.zeros((num_envs,), bool)
+        return EnvState(
+            obs=obs,
+            reward=zeros_f,
+            terminated=zeros_b,
+            truncated=zeros_b,
+            final_obs=obs,
+            task_id=jnp.asarray(task_ids),
+            episode_return=zeros_f,
+            episode_length=zeros_i,
+            episode_success=zeros_b,
+            last_episode_return=zeros_f,
+            last_episode_length=zeros_i,
+            last_episode_success=zeros_b,
+            backend=tuple(states),
+        )
+
+    def step(state: EnvState, action: jax.Array) -> EnvState:
+        """One step of every env; `action` is (num_envs, action_dim) float32 in [-1, 1]."""
+        outs: list[BackendStep] = []
+        for t, b in enumerate(backends):
+            a_t = task_slice(action, t)
+            if discrete:
+                a_t = jnp.clip(a_t.astype(jnp.int32), 0, action_dims[t] - 1)  # (E,)
+            else:
+                a_t = a_t[:, : action_dims[t]].astype(jnp.float32)  # (E, A_t): mask padding
+            outs.append(b.step(state.backend[t], a_t))
+
+        def cat(field: str) -> jax.Array:
+            return jnp.concatenate([getattr(o, field) for o in outs])
+
+        reward, terminated, truncated, success = (
+            cat("reward"), cat("terminated"), cat("truncated"), cat("success")
+        )
+        return EnvState(
+            obs=jnp.concatenate([pad(o.obs) for o in outs]),
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            final_obs=jnp.concatenate([pad(o.final_obs) for o in outs]),
+            task_id=state.task_id,
+            backend=tuple(o.state for o in outs),
+            **record_episodes(state, reward, terminated, truncated, success),
+        )
+
+    return Env(
+        reset=reset,
+        step=step,
+        num_envs=num_envs,
+        envs_per_task=envs_per_task,
+        num_tasks=num_tasks,
+        task_names=tuple(task_names),
+        backends=tuple(backend_names),
+        obs_dim=obs_dim,
+        obs_shape=obs_shape,
+        obs_dims=obs_dims,
+        action_dim=action_dim,
+        action_dims=action_dims,
+        action_mask=action_mask,
+        task_ids=task_ids,
+        episode_length=tuple(int(n) for n in episode_lengths),
+        has_success=tuple(bool(s) for s in has_success),
+        discrete=discrete,
+    )

@@ -1,0 +1,265 @@
+"""Task registry and suites, as data.
+
+Task names are `<suite>/<task>`: `dmc/cheetah-run` (dm_control domain and task names, joined by a
+hyphen), `metaworld/pick-place`, `atari/pong`. Each `TaskSpec` records which backends implement the
+task and under which id, its time limit, action repeat and metric. `get_task` resolves a name (the
+`<suite>/` prefix may be left out when unambiguous) and fails with one line listing close matches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+
+DMC_EPISODE_LENGTH = 1000
+# BRC (spec sec. 8) trains MetaWorld with 200-step episodes; EnvPool's own default is 500.
+METAWORLD_EPISODE_LENGTH = 200
+# EnvPool's Atari default: 27,000 agent steps = 108,000 frames at frame skip 4.
+ATARI_EPISODE_LENGTH = 27_000
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """One task: where it is implemented and how it is scored."""
+
+    name: str  # canonical name, e.g. "dmc/cheetah-run"
+    suite: str  # "dmc" | "metaworld" | "atari"
+    episode_length: int  # time limit in agent steps (a time-limit end is a truncation)
+    action_repeat: int = 1  # simulator steps per agent step, as the backend applies it
+    metric: str = "return"  # "return" | "success"
+    mjx_id: str | None = None  # MuJoCo Playground dm_control_suite name
+    envpool_id: str | None = None  # EnvPool task id
+    # Observation fields to concatenate, in order. EnvPool's DMC specs expose the union of fields
+    # over a domain's tasks (e.g. humanoid-run also has an all-zero `position`), so tasks whose
+    # dm_control observation differs from EnvPool's field list name dm_control's keys here.
+    envpool_obs_keys: tuple[str, ...] | None = None
+    discrete: bool = False
+
+    @property
+    def has_success(self) -> bool:
+        return self.metric == "success"
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        return tuple(
+            b for b, i in (("mjx", self.mjx_id), ("envpool", self.envpool_id)) if i is not None
+        )
+
+
+def _camel(words: str) -> str:
+    return "".join(w.capitalize() for w in re.split(r"[_\-]", words))
+
+
+# dm_control (domain, task) -> Playground name, for the tasks Playground's dm_control_suite has.
+_PLAYGROUND_DMC = {
+    ("acrobot", "swingup"): "AcrobotSwingup",
+    ("acrobot", "swingup_sparse"): "AcrobotSwingupSparse",
+    ("ball_in_cup", "catch"): "BallInCup",
+    ("cartpole", "balance"): "CartpoleBalance",
+    ("cartpole", "balance_sparse"): "CartpoleBalanceSparse",
+    ("cartpole", "swingup"): "CartpoleSwingup",
+    ("cartpole", "swingup_sparse"): "CartpoleSwingupSparse",
+    ("cheetah", "run"): "CheetahRun",
+    ("finger", "spin"): "FingerSpin",
+    ("finger", "turn_easy"): "FingerTurnEasy",
+    ("finger", "turn_hard"): "FingerTurnHard",
+    ("fish", "swim"): "FishSwim",
+    ("hopper", "hop"): "HopperHop",
+    ("hopper", "stand"): "HopperStand",
+    ("humanoid", "stand"): "HumanoidStand",
+    ("humanoid", "walk"): "HumanoidWalk",
+    ("humanoid", "run"): "HumanoidRun",
+    ("pendulum", "swingup"): "PendulumSwingup",
+    ("point_mass", "easy"): "PointMass",
+    ("reacher", "easy"): "ReacherEasy",
+    ("reacher", "hard"): "ReacherHard",
+    ("swimmer", "swimmer6"): "SwimmerSwimmer6",
+    ("walker", "run"): "WalkerRun",
+    ("walker", "stand"): "WalkerStand",
+    ("walker", "walk"): "WalkerWalk",
+}
+
+# Every dm_control suite task EnvPool 1.2.5 ships (its ids are CamelCase(domain + task) + "-v1",
+# except humanoid_CMU).
+_ENVPOOL_DMC = [
+    ("acrobot", "swingup"), ("acrobot", "swingup_sparse"), ("ball_in_cup", "catch"),
+    ("cartpole", "balance"), ("cartpole", "balance_sparse"), ("cartpole", "swingup"),
+    ("cartpole", "swingup_sparse"), ("cartpole", "two_poles"), ("cartpole", "three_poles"),
+    ("cheetah", "run"), ("dog", "stand"), ("dog", "walk"), ("dog", "trot"), ("dog", "run"),
+    ("dog", "fetch"), ("finger", "spin"), ("finger", "turn_easy"), ("finger", "turn_hard"),
+    ("fish", "upright"), ("fish", "swim"), ("hopper", "stand"), ("hopper", "hop"),
+    ("humanoid", "stand"), ("humanoid", "walk"), ("humanoid", "run"),
+    ("humanoid", "run_pure_state"), ("humanoid_CMU", "stand"), ("humanoid_CMU", "walk"),
+    ("humanoid_CMU", "run"), ("lqr", "lqr_2_1"), ("lqr", "lqr_6_2"),
+    ("manipulator", "bring_ball"), ("manipulator", "bring_peg"), ("manipulator", "insert_ball"),
+    ("manipulator", "insert_peg"), ("pendulum", "swingup"), ("point_mass", "easy"),
+    ("point_mass", "hard"), ("quadruped", "walk"), ("quadruped", "run"),
+    ("quadruped", "escape"), ("quadruped", "fetch"), ("reacher", "easy"), ("reacher", "hard"),
+    ("stacker", "stack_2"), ("stacker", "stack_4"), ("swimmer", "swimmer6"),
+    ("swimmer", "swimmer15"), ("walker", "stand"), ("walker", "walk"), ("walker", "run"),
+]
+
+_DOG_KEYS = (
+    "joint_angles", "joint_velocites", "torso_pelvis_height", "z_projection",
+    "torso_com_velocity", "inertial_sensors", "foot_forces", "touch_sensors", "actuator_state",
+)
+_HUMANOID_KEYS = (
+    "joint_angles", "head_height", "extremities", "torso_vertical", "com_velocity", "velocity",
+)
+_QUADRUPED_KEYS = (
+    "egocentric_state", "torso_velocity", "torso_upright", "imu", "force_torque",
+)
+# dm_control's observation keys (and order) where EnvPool's field list differs; checked against
+# `dm_control.suite.load(...).observation_spec()` for every task above.
+_ENVPOOL_DMC_OBS_KEYS = {
+    ("dog", "stand"): _DOG_KEYS,
+    ("dog", "walk"): _DOG_KEYS,
+    ("dog", "trot"): _DOG_KEYS,
+    ("dog", "run"): _DOG_KEYS,
+    ("finger", "spin"): ("position", "velocity", "touch"),
+    ("fish", "upright"): ("joint_angles", "upright", "velocity"),
+    ("fish", "swim"): ("joint_angles", "upright", "target", "velocity"),
+    ("humanoid", "stand"): _HUMANOID_KEYS,
+    ("humanoid", "walk"): _HUMANOID_KEYS,
+    ("humanoid", "run"): _HUMANOID_KEYS,
+    ("humanoid", "run_pure_state"): ("position", "velocity"),
+    ("quadruped", "walk"): _QUADRUPED_KEYS,
+    ("quadruped", "run"): _QUADRUPED_KEYS,
+    ("quadruped", "escape"): (*_QUADRUPED_KEYS, "origin", "rangefinder"),
+    ("quadruped", "fetch"): (*_QUADRUPED_KEYS, "ball_state", "target_position"),
+}
+
+
+def _envpool_dmc_id(domain: str, task: str) -> str:
+    if domain == "humanoid_CMU":
+        return f"HumanoidCMU{_camel(task)}-v1"
+    return f"{_camel(domain)}{_camel(task)}-v1"
+
+
+def _dmc_tasks() -> list[TaskSpec]:
+    pairs = list(dict.fromkeys([*_PLAYGROUND_DMC, *_ENVPOOL_DMC]))
+    envpool_pairs = set(_ENVPOOL_DMC)
+    return [
+        TaskSpec(
+            name=f"dmc/{domain}-{task}",
+            suite="dmc",
+            episode_length=DMC_EPISODE_LENGTH,
+            mjx_id=_PLAYGROUND_DMC.get((domain, task)),
+            envpool_id=_envpool_dmc_id(domain, task) if (domain, task) in envpool_pairs else None,
+            envpool_obs_keys=_ENVPOOL_DMC_OBS_KEYS.get((domain, task)),
+        )
+        for domain, task in pairs
+    ]
+
+
+def _kebab(camel: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", camel).lower()
+
+
+def _envpool_tasks() -> list[TaskSpec]:
+    """MetaWorld and Atari, named after what the installed EnvPool registers."""
+    try:
+        from envpool.registration import registry
+    except ImportError:  # EnvPool is optional for MJX-only use.
+        return []
+    tasks = []
+    for envpool_id, (import_path, _, _) in sorted(registry.specs.items()):
+        if import_path == "envpool.mujoco.metaworld" and envpool_id.startswith("MetaWorld/"):
+            tasks.append(TaskSpec(
+                name=f"metaworld/{_kebab(envpool_id.removeprefix('MetaWorld/').split('-v')[0])}",
+                suite="metaworld",
+                episode_length=METAWORLD_EPISODE_LENGTH,
+                metric="success",
+                envpool_id=envpool_id,
+                envpool_obs_keys=("obs",),
+            ))
+        elif import_path == "envpool.atari" and envpool_id.endswith("-v5"):
+            tasks.append(TaskSpec(
+                name=f"atari/{_kebab(envpool_id.removesuffix('-v5'))}",
+                suite="atari",
+                episode_length=ATARI_EPISODE_LENGTH,
+                action_repeat=4,
+                envpool_id=envpool_id,
+                envpool_obs_keys=("obs",),
+                discrete=True,
+            ))
+    return tasks
+
+
+TASKS: dict[str, TaskSpec] = {t.name: t for t in [*_dmc_tasks(), *_envpool_tasks()]}
+
+_METAWORLD_MT10 = (
+    "reach", "push", "pick-place", "door-open", "drawer-open", "drawer-close",
+    "button-press-topdown", "peg-insert-side", "window-open", "window-close",
+)
+
+SUITES: dict[str, tuple[str, ...]] = {
+    # Cheap on CPU (1-2 dof, no contacts) and learned by SAC within ~100k steps each.
+    "dmc-easy": (
+        "dmc/cartpole-balance", "dmc/cartpole-swingup", "dmc/reacher-easy", "dmc/point_mass-easy",
+    ),
+    # BRC's hardest DMC set: dogs (EnvPool only) and humanoids.
+    "dmc-hard": (
+        "dmc/dog-stand", "dmc/dog-walk", "dmc/dog-trot", "dmc/dog-run",
+        "dmc/humanoid-stand", "dmc/humanoid-walk", "dmc/humanoid-run",
+    ),
+    # TD-MPC2's MT30 = 19 dm_control tasks + 11 custom ones that are in neither backend;
+    # this is the 19 that exist.
+    "dmc-mt30": (
+        "dmc/walker-stand", "dmc/walker-walk", "dmc/walker-run", "dmc/cheetah-run",
+        "dmc/reacher-easy", "dmc/reacher-hard", "dmc/acrobot-swingup", "dmc/pendulum-swingup",
+        "dmc/cartpole-balance", "dmc/cartpole-balance_sparse", "dmc/cartpole-swingup",
+        "dmc/cartpole-swingup_sparse", "dmc/ball_in_cup-catch", "dmc/finger-spin",
+        "dmc/finger-turn_easy", "dmc/finger-turn_hard", "dmc/fish-swim", "dmc/hopper-stand",
+        "dmc/hopper-hop",
+    ),
+    "dmc-mjx": tuple(t.name for t in TASKS.values() if t.suite == "dmc" and t.mjx_id),
+    "dmc-envpool": tuple(t.name for t in TASKS.values() if t.suite == "dmc" and t.envpool_id),
+}
+if any(t.suite == "metaworld" for t in TASKS.values()):
+    SUITES["metaworld-mt10"] = tuple(f"metaworld/{n}" for n in _METAWORLD_MT10)
+    SUITES["metaworld-mt50"] = tuple(t.name for t in TASKS.values() if t.suite == "metaworld")
+
+
+class UnknownTaskError(KeyError):
+    """An unknown task or suite name; prints as one plain line."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _unknown(kind: str, name: str, known: list[str]) -> UnknownTaskError:
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see envs.TASKS / envs.SUITES"
+    return UnknownTaskError(f"unknown {kind} {name!r}{hint}")
+
+
+def _short(name: str) -> str:
+    return name.split("/", 1)[1]
+
+
+def get_task(name: str) -> TaskSpec:
+    """Look a task up by name; the `<suite>/` prefix may be omitted when unambiguous."""
+    if name in TASKS:
+        return TASKS[name]
+    matches = [t for t in TASKS.values() if _short(t.name) == name]
+    if len(matches) == 1:
+        return matches[0]
+    raise _unknown("task", name, [*TASKS, *(_short(n) for n in TASKS)])
+
+
+def resolve_tasks(tasks: str | list[str] | tuple[str, ...]) -> tuple[TaskSpec, ...]:
+    """Expand suite names and resolve task names, keeping order and dropping repeats."""
+    names = [tasks] if isinstance(tasks, str) else list(tasks)
+    out: list[TaskSpec] = []
+    for name in names:
+        if name in SUITES:
+            out.extend(get_task(n) for n in SUITES[name])
+            continue
+        try:
+            out.append(get_task(name))
+        except KeyError:
+            known = [*SUITES, *TASKS, *(_short(n) for n in TASKS)]
+            raise _unknown("task or suite", name, known) from None
+    return tuple(dict.fromkeys(out))

@@ -1,0 +1,143 @@
+"""The one-jit loop on a tiny toy env: traces once, no host transfers, bit-exact resume, guards."""
+
+import dataclasses
+import glob
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from toy_env import ToyEnv
+
+from brc_mjx import run as run_lib
+from brc_mjx import train
+from brc_mjx.config import EnvConfig, LearnerConfig, NetworkConfig, ReplayConfig, TrainConfig
+from brc_mjx.learner import make_learner
+
+
+def tiny_config(run_dir, **overrides) -> TrainConfig:
+    cfg = TrainConfig(
+        env=EnvConfig(tasks=("toy",), envs_per_task=2),
+        learner=LearnerConfig(network=NetworkConfig(critic_width=32, actor_width=32)),
+        replay=ReplayConfig(capacity_per_task=300),
+        batch_size=16, total_env_steps=400, warmup_env_steps=50, steps_per_epoch=20,
+        eval_every=0, checkpoint_every=40, keep_checkpoints=3, run_dir=str(run_dir),
+    )
+    return dataclasses.replace(cfg, **overrides)
+
+
+def toy_factory(cfg):
+    return ToyEnv(), None
+
+
+def test_epoch_traces_once_and_makes_no_host_transfer():
+    env = ToyEnv()
+    cfg = tiny_config("/tmp/unused")
+    learner = make_learner(cfg.learner, env.obs_dim, env.action_dims)
+    derived = train.derive(cfg, env)
+    state = train.init_train_state(cfg, learner, env, derived)
+    epoch = train.make_train_epoch(learner, env, cfg, derived)
+    state, _ = epoch(state)  # compile (transfers of constants are allowed while tracing)
+    with jax.transfer_guard("disallow"):
+        for _ in range(3):
+            state, metrics = epoch(state)
+    assert env.calls == 1  # step traced once: no recompiles across epochs
+    assert int(state.env_steps) == 4 * cfg.steps_per_epoch
+    # replay got every transition of every env: 80 steps x 2 envs per task
+    assert int(state.replay.size) == 4 * cfg.steps_per_epoch * env.envs_per_task
+    assert float(metrics["updates"]) == cfg.steps_per_epoch * cfg.updates_per_step
+
+
+def test_warmup_skips_learning_and_replay_ratio():
+    env = ToyEnv()
+    cfg = tiny_config("/tmp/unused", warmup_env_steps=60, updates_per_step=2)
+    derived = train.derive(cfg, env)
+    assert derived.warmup_vector_steps == 30  # 60 transitions per task / 2 envs per task
+    assert derived.replay_ratio == pytest.approx(2 * 16 / 4)
+    learner = make_learner(cfg.learner, env.obs_dim, env.action_dims)
+    state = train.init_train_state(cfg, learner, env, derived)
+    epoch = train.make_train_epoch(learner, env, cfg, derived)
+    state, m1 = epoch(state)  # steps 0..19: all warm-up
+    state, m2 = epoch(state)  # steps 20..39: 10 warm-up, 10 learning
+    assert float(m1["updates"]) == 0.0 and float(m1["train/critic_loss"]) == 0.0
+    assert float(m2["updates"]) == 20.0 and float(m2["train/critic_loss"]) > 0.0
+    assert int(state.learner.steps) == 20
+
+
+def _params(result):
+    lrn = result["state"].learner
+    return jax.device_get((lrn.actor_params, lrn.critic_params, lrn.target_critic_params,
+                           lrn.log_alpha, lrn.critic_opt_state))
+
+
+def test_resume_is_bit_identical_and_falls_back_from_a_corrupt_checkpoint(tmp_path, capsys):
+    full = run_lib.run(tiny_config(tmp_path / "full"), env_factory=toy_factory)
+    part_cfg = tiny_config(tmp_path / "part")
+    first = run_lib.run(part_cfg, env_factory=toy_factory, max_epochs=4)  # "killed" at epoch 4
+    assert first["epochs_done"] == 4
+    resumed = run_lib.run(dataclasses.replace(part_cfg, resume=True), env_factory=toy_factory)
+    assert resumed["epochs_done"] == full["epochs_done"] == 10
+    jax.tree.map(np.testing.assert_array_equal, _params(full), _params(resumed))
+    np.testing.assert_array_equal(
+        jax.device_get(full["state"].replay.data.obs),
+        jax.device_get(resumed["state"].replay.data.obs),
+    )
+
+    # Corrupt the newest checkpoint: resume must fall back to the previous one, saying so.
+    ckpt_dir = tmp_path / "part" / "checkpoints"
+    newest = max(int(os.path.basename(p)) for p in glob.glob(str(ckpt_dir / "*")) if
+                 os.path.basename(p).isdigit())
+    for path in glob.glob(str(ckpt_dir / str(newest) / "state" / "**" / "*"), recursive=True):
+        if os.path.isfile(path):
+            with open(path, "wb") as f:
+                f.write(b"garbage")
+    capsys.readouterr()
+    again = run_lib.run(dataclasses.replace(part_cfg, resume=True), env_factory=toy_factory,
+                        max_epochs=0)
+    out = capsys.readouterr().out
+    assert f"checkpoint {newest} is unreadable" in out
+    assert int(again["state"].env_steps) == (newest - 1) * part_cfg.steps_per_epoch  # epoch 9
+
+
+class NaNRewardEnv(ToyEnv):
+    """Rewards turn NaN after a while: the guard must stop the run."""
+
+    def step(self, state, action):
+        out = super().step(state, action)
+        return out.replace(reward=jnp.where(out.backend["key"][0] % 3 == 0, jnp.nan, out.reward))
+
+
+def test_non_finite_loss_stops_the_run_naming_the_metric(tmp_path):
+    cfg = tiny_config(tmp_path / "nan")
+    with pytest.raises(run_lib.NonFiniteError,
+                       match=r"non-finite metric train/\w+ = nan at env step \d+") as err:
+        run_lib.run(cfg, env_factory=lambda c: (NaNRewardEnv(), None))
+    bad_step = int(str(err.value).split("at env step ")[1].split()[0])
+    saved = [int(p) for p in os.listdir(tmp_path / "nan" / "checkpoints") if p.isdigit()]
+    # checkpoints (every epoch of 40 transitions per task) stop before the bad epoch
+    assert saved and max(saved) * 40 < bad_step
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"warmup_env_steps": 500}, "warmup_env_steps (500) must be shorter than total_env_steps"),
+    ({"batch_size": 0}, "batch_size must be >= 1"),
+    ({"replay": ReplayConfig(capacity_per_task=1)}, "replay.capacity_per_task (1) must be >="),
+    ({"replay": ReplayConfig(obs_dtype="int8")}, "replay.obs_dtype must be one of"),
+])
+def test_invalid_configs_fail_before_anything_runs(tmp_path, overrides, message):
+    called = []
+    with pytest.raises(ValueError) as err:
+        run_lib.run(tiny_config(tmp_path, **overrides),
+                    env_factory=lambda c: called.append(1) or (ToyEnv(), None))
+    assert message in str(err.value)
+    assert not called  # failed before building any env
+
+
+@pytest.mark.slow
+def test_learns_the_toy_task(tmp_path):
+    cfg = tiny_config(tmp_path / "learn", total_env_steps=3000, warmup_env_steps=200,
+                      eval_every=1000)
+    result = run_lib.run(cfg, env_factory=lambda c: (ToyEnv(), ToyEnv(envs_per_task=4)))
+    # Random play scores ~1-2 per 12-step episode; a learned policy holds x near the target.
+    assert result["eval/mean_return"] > 8.0, result["eval/mean_return"]
