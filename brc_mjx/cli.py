@@ -35,3 +35,36 @@ def info_main() -> None:
         table.add_row(name, str(width), f"{c['critic_member']:,}", f"{c['critic']:,}",
                       f"{c['actor']:,}", f"{c['total']:,}")
     Console().print(table)
+
+
+def parse_train_args(argv: list[str]):
+    """Parse ``brc-train`` arguments: an optional preset name, then field overrides.
+
+    With no preset name (no arguments, or only ``--field value`` overrides) ``cpu-default`` is
+    used, so ``brc-train`` alone runs README's main job.
+    """
+    from configs.train import TRAIN_PRESETS
+
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["cpu-default", *argv]
+    return tyro.extras.overridable_config_cli(
+        TRAIN_PRESETS, prog="brc-train", args=argv,
+        description="Train BRC (multi-task SAC, categorical BroNet critics) in one jitted loop.",
+    )
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    """``brc-train``: run (or ``--resume``) a training run; exit 1 with one line on failure."""
+    import sys
+
+    from brc_mjx.run import NonFiniteError, run
+
+    cfg = parse_train_args(sys.argv[1:] if argv is None else argv)
+    try:
+        result = run(cfg)
+    except (ValueError, NonFiniteError) as err:
+        print(f"brc-train: error: {err}", file=sys.stderr)
+        return 1
+    if "eval/mean_return" in result:
+        Console().print(f"final eval mean return {result['eval/mean_return']:.1f}")
+    return 0

@@ -1,0 +1,65 @@
+"""Training presets: one frozen ``TrainConfig`` per suite and model size.
+
+``cpu-default`` is what ``brc-train`` runs with no arguments (README's main job): a small
+multi-task DMC run sized to show learning on a 2-core CPU in minutes. The paper-scale presets
+follow spec section 7: batch 1024, 5k uniform warm-up steps per task, 1M transitions per task,
+eval every 50k steps with 10 episodes, and 2 updates per env step per task, which with ``E`` envs
+per task is ``2 E`` updates per vectorized step (the same replay ratio, ``2048 / num_tasks``).
+"""
+
+from __future__ import annotations
+
+from brc_mjx.config import EnvConfig, LearnerConfig, ReplayConfig, TrainConfig
+from configs.models import model_preset
+
+
+def paper_config(suite: str, model: str, backend: str, envs_per_task: int = 1) -> TrainConfig:
+    """Spec section 7 defaults for task suite ``suite`` with critic preset ``model``."""
+    return TrainConfig(
+        env=EnvConfig(tasks=(suite,), backend=backend, envs_per_task=envs_per_task,
+                      eval_episodes=10),
+        learner=LearnerConfig(network=model_preset(model)),
+        replay=ReplayConfig(capacity_per_task=1_000_000),
+        batch_size=1024,
+        updates_per_step=2 * envs_per_task,
+        total_env_steps=1_000_000,
+        warmup_env_steps=5_000,
+        steps_per_epoch=1_000,
+        eval_every=50_000,
+        checkpoint_every=100_000,
+        run_dir=f"runs/{suite}-{model}",
+    )
+
+
+CPU_DEFAULT = TrainConfig(
+    env=EnvConfig(tasks=("dmc-easy",), backend="mjx", envs_per_task=8, eval_episodes=4),
+    learner=LearnerConfig(network=model_preset("brc-250k", actor_width=128)),
+    replay=ReplayConfig(capacity_per_task=100_000),
+    batch_size=256,
+    updates_per_step=1,
+    total_env_steps=40_000,
+    warmup_env_steps=2_000,
+    steps_per_epoch=100,
+    eval_every=5_000,
+    checkpoint_every=10_000,
+    run_dir="runs/cpu-default",
+)
+
+#: name -> (description, config); every field stays overridable on the command line.
+TRAIN_PRESETS: dict[str, tuple[str, TrainConfig]] = {
+    "cpu-default": ("small multi-task DMC run that learns on a 2-core CPU in minutes", CPU_DEFAULT),
+    "dmc-hard-64m": ("dogs + humanoids (EnvPool), 64M-param critics, paper defaults",
+                     paper_config("dmc-hard", "brc-64m", "envpool")),
+    "dmc-hard-256m": ("dogs + humanoids (EnvPool), 256M-param critics",
+                      paper_config("dmc-hard", "brc-256m", "envpool")),
+    "dmc-hard-1b": ("dogs + humanoids (EnvPool), 1B-param critics",
+                    paper_config("dmc-hard", "brc-1b", "envpool")),
+    "dmc30-64m": ("TD-MPC2's DMC tasks (EnvPool), 64M-param critics",
+                  paper_config("dmc-tdmpc2", "brc-64m", "envpool")),
+    "metaworld-mt10-64m": ("MetaWorld MT10 (EnvPool), 64M-param critics",
+                           paper_config("metaworld-mt10", "brc-64m", "envpool")),
+    "metaworld-mt50-64m": ("MetaWorld MT50 (EnvPool), 64M-param critics",
+                           paper_config("metaworld-mt50", "brc-64m", "envpool")),
+    "dmc-easy-mjx-4m": ("the CPU suite on MJX with 4M-param critics (for a GPU)",
+                        paper_config("dmc-easy", "brc-4m", "mjx", envs_per_task=16)),
+}
