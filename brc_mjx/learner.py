@@ -193,50 +193,53 @@ def sgd_step(
     scales = reward_scales(learner, state)  # (num_tasks,)
     alpha = jnp.exp(state.log_alpha)
 
-    critic_params, critic_opt_state, critic_metrics = apply_update(
-        losses.critic_loss,
-        state.critic_params,
-        state.critic_opt_state,
-        learner.critic_optimizer,
-        state.target_critic_params,
-        state.actor_params,
-        alpha,
-        batch,
-        scales[batch.task_id],
-        action_mask,
-        key_critic,
-        nets=nets,
-        gamma=cfg.gamma,
-        mask_padded=cfg.mask_padded_actions,
-        axis_name=axis_name,
-    )
-    target_critic_params = optax.incremental_update(
-        critic_params, state.target_critic_params, cfg.tau
-    )
-    actor_params, actor_opt_state, actor_metrics = apply_update(
-        losses.actor_loss,
-        state.actor_params,
-        state.actor_opt_state,
-        learner.actor_optimizer,
-        critic_params,
-        alpha,
-        batch,
-        action_mask,
-        key_actor,
-        nets=nets,
-        mask_padded=cfg.mask_padded_actions,
-        axis_name=axis_name,
-    )
+    with jax.named_scope("critic_update"):
+        critic_params, critic_opt_state, critic_metrics = apply_update(
+            losses.critic_loss,
+            state.critic_params,
+            state.critic_opt_state,
+            learner.critic_optimizer,
+            state.target_critic_params,
+            state.actor_params,
+            alpha,
+            batch,
+            scales[batch.task_id],
+            action_mask,
+            key_critic,
+            nets=nets,
+            gamma=cfg.gamma,
+            mask_padded=cfg.mask_padded_actions,
+            axis_name=axis_name,
+        )
+        target_critic_params = optax.incremental_update(
+            critic_params, state.target_critic_params, cfg.tau
+        )
+    with jax.named_scope("actor_update"):
+        actor_params, actor_opt_state, actor_metrics = apply_update(
+            losses.actor_loss,
+            state.actor_params,
+            state.actor_opt_state,
+            learner.actor_optimizer,
+            critic_params,
+            alpha,
+            batch,
+            action_mask,
+            key_actor,
+            nets=nets,
+            mask_padded=cfg.mask_padded_actions,
+            axis_name=axis_name,
+        )
     log_prob = actor_metrics.pop("log_prob")  # (batch,)
-    log_alpha, temperature_opt_state, temperature_metrics = apply_update(
-        losses.temperature_loss,
-        state.log_alpha,
-        state.temperature_opt_state,
-        learner.temperature_optimizer,
-        log_prob,
-        target_entropy,
-        axis_name=axis_name,
-    )
+    with jax.named_scope("temperature_update"):
+        log_alpha, temperature_opt_state, temperature_metrics = apply_update(
+            losses.temperature_loss,
+            state.log_alpha,
+            state.temperature_opt_state,
+            learner.temperature_optimizer,
+            log_prob,
+            target_entropy,
+            axis_name=axis_name,
+        )
     task_entropy, present = _task_mean(-log_prob, batch.task_id, learner.num_tasks)
     ema = cfg.empirical_entropy_ema
     policy_entropy = jnp.where(

@@ -99,7 +99,7 @@ def test_auto_reset_keeps_the_true_final_obs():
     actions = _actions(0)
     env = _env()
     prev_backend = jax.tree.map(
-        lambda a, b: np.concatenate([a[None], b[:-1]]), init.backend, states.backend)
+        lambda a, b: jnp.concatenate([a[None], b[:-1]]), init.backend, states.backend)
     for t, name in enumerate(TASKS):
         pg = load_playground(envs.get_task(name).mjx_id)
         rows = slice(t * E, (t + 1) * E)

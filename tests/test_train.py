@@ -141,3 +141,10 @@ def test_learns_the_toy_task(tmp_path):
     result = run_lib.run(cfg, env_factory=lambda c: (ToyEnv(), ToyEnv(envs_per_task=4)))
     # Random play scores ~1-2 per 12-step episode; a learned policy holds x near the target.
     assert result["eval/mean_return"] > 8.0, result["eval/mean_return"]
+
+
+def test_profile_writes_a_trace(tmp_path):
+    cfg = tiny_config(tmp_path / "prof", total_env_steps=240, profile=True, checkpoint_every=0)
+    run_lib.run(cfg, env_factory=toy_factory)
+    traces = glob.glob(str(tmp_path / "prof" / "profile" / "**" / "*.xplane.pb"), recursive=True)
+    assert traces, os.listdir(tmp_path / "prof")
