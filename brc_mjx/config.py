@@ -125,6 +125,18 @@ class ReplayConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MeshConfig:
+    """Device mesh: data-parallel x fully-sharded (parameter) axes."""
+
+    data: int = -1
+    """Devices along the data axis (-1: all devices not used by fsdp)."""
+    fsdp: int = 1
+    """Devices along the parameter-sharding axis."""
+    min_shard_size: int = 1 << 18
+    """Parameters with fewer elements than this stay replicated."""
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """A full BRC training run. Env-step budgets count transitions per task."""
 
@@ -134,6 +146,8 @@ class TrainConfig:
     """Learner hyper-parameters and network sizes."""
     replay: ReplayConfig = dataclasses.field(default_factory=ReplayConfig)
     """Replay buffer."""
+    mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
+    """Device mesh (data x fsdp) the loop is sharded over."""
     batch_size: int = 256
     """Transitions per gradient step (all tasks together)."""
     updates_per_step: int = 1

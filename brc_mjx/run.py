@@ -17,7 +17,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from brc_mjx import checkpoint, train
+from brc_mjx import checkpoint, parallel, train
 from brc_mjx.acting import evaluate
 from brc_mjx.config import TrainConfig
 from brc_mjx.learner import make_learner
@@ -89,17 +89,23 @@ def run(
 
     manager = checkpoint.make_manager(os.path.join(cfg.run_dir, "checkpoints"),
                                       cfg.keep_checkpoints)
+    mesh = parallel.make_mesh(cfg.mesh)
     init = functools.partial(train.init_train_state, cfg, learner, env, derived)
+    abstract_state = jax.eval_shape(init)
+    shardings = parallel.state_shardings(abstract_state, mesh, cfg.mesh, env.num_envs)
     state = None
     if cfg.resume:
-        step, state = checkpoint.restore_latest(manager, jax.eval_shape(init))
+        target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                              abstract_state, shardings)
+        step, state = checkpoint.restore_latest(manager, target)
         if state is not None:
             logger.console(f"resumed from checkpoint at epoch {step}")
     if state is None:
-        state = init()
+        state = jax.jit(init, out_shardings=shardings)()
 
     t0 = time.perf_counter()
-    epoch_fn = train.make_train_epoch(learner, env, cfg, derived).lower(state).compile()
+    epoch_fn = train.make_train_epoch(learner, env, cfg, derived, mesh, shardings)
+    epoch_fn = epoch_fn.lower(state).compile()
     compile_s = time.perf_counter() - t0
     eval_fn = None
     if eval_env is not None:

@@ -20,7 +20,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from brc_mjx import normalizer
+from brc_mjx import normalizer, parallel
 from brc_mjx import replay as replay_lib
 from brc_mjx.acting import actor_step
 from brc_mjx.config import TrainConfig
@@ -86,10 +86,10 @@ def validate(cfg: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
-    devices = jax.device_count()
-    if cfg.batch_size % devices:
+    data, _ = parallel.mesh_shape(cfg.mesh, jax.device_count())
+    if cfg.batch_size % data:
         raise ValueError(
-            f"batch_size {cfg.batch_size} is not divisible by the device count {devices}"
+            f"batch_size {cfg.batch_size} is not divisible by the data-parallel size {data}"
         )
 
 
@@ -162,13 +162,15 @@ def init_train_state(cfg: TrainConfig, learner: Learner, env, derived: Derived) 
     return jax.tree.map(lambda x: jnp.array(x, copy=True), state)
 
 
-def _learn(learner: Learner, cfg: TrainConfig, learner_state, replay, key):
+def _learn(learner: Learner, cfg: TrainConfig, batch_sharding, learner_state, replay, key):
     """``updates_per_step`` gradient steps on fresh replay batches; mean metrics."""
 
     def one(state, k):
         key_sample, key_sgd = jax.random.split(k)
         with jax.named_scope("sample"):
             batch = replay_lib.sample(replay, key_sample, cfg.batch_size)
+            if batch_sharding is not None:
+                batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
         return sgd_step(learner, state, batch, key_sgd)
 
     learner_state, metrics = jax.lax.scan(one, learner_state, jax.random.split(
@@ -176,7 +178,10 @@ def _learn(learner: Learner, cfg: TrainConfig, learner_state, replay, key):
     return learner_state, jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
 
 
-def train_step(learner: Learner, env, cfg: TrainConfig, derived: Derived, state: TrainState):
+def train_step(
+    learner: Learner, env, cfg: TrainConfig, derived: Derived, state: TrainState,
+    batch_sharding=None,
+):
     """Act in all envs, insert the transitions, update the normaliser, then learn.
 
     Returns ``(state, metrics)``; learning is skipped (zero metrics, ``updated`` = 0) while the
@@ -193,7 +198,7 @@ def train_step(learner: Learner, env, cfg: TrainConfig, derived: Derived, state:
             transition.truncated, transition.task_id, learner.cfg.gamma,
         )
     )
-    learn = functools.partial(_learn, learner, cfg)
+    learn = functools.partial(_learn, learner, cfg, batch_sharding)
     if cfg.updates_per_step > 0:
         metric_shapes = jax.eval_shape(learn, learner_state, replay, key_learn)[1]
         skip = lambda ls, rp, k: (ls, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
@@ -216,13 +221,17 @@ def train_step(learner: Learner, env, cfg: TrainConfig, derived: Derived, state:
     return new_state, metrics
 
 
-def train_epoch(learner: Learner, env, cfg: TrainConfig, derived: Derived, state: TrainState):
+def train_epoch(
+    learner: Learner, env, cfg: TrainConfig, derived: Derived, state: TrainState,
+    batch_sharding=None,
+):
     """``steps_per_epoch`` train steps in one ``lax.scan``; returns ``(state, epoch_metrics)``.
 
     Epoch metrics: gradient-step metrics averaged over the steps that learned, per-task training
     episode returns (sum and count of finished episodes) and whether all parameters are finite.
     """
-    step = functools.partial(train_step, learner, env, cfg, derived)
+    step = functools.partial(train_step, learner, env, cfg, derived,
+                             batch_sharding=batch_sharding)
     state, metrics = jax.lax.scan(lambda s, _: step(s), state, None, length=cfg.steps_per_epoch)
     updated = metrics.pop("updated").astype(jnp.float32)  # (steps,)
     n_updated = jnp.sum(updated)
@@ -241,8 +250,29 @@ def train_epoch(learner: Learner, env, cfg: TrainConfig, derived: Derived, state
     return state, out
 
 
-def make_train_epoch(learner: Learner, env, cfg: TrainConfig, derived: Derived):
-    """The compiled epoch: ``jax.jit`` with the whole ``TrainState`` donated."""
-    return jax.jit(
-        functools.partial(train_epoch, learner, env, cfg, derived), donate_argnums=0
-    )
+def make_train_epoch(learner: Learner, env, cfg: TrainConfig, derived: Derived,
+                     mesh=None, shardings=None):
+    """The compiled epoch: ``jax.jit`` with the whole ``TrainState`` donated.
+
+    With a ``mesh`` and the state's ``shardings`` (``parallel.state_shardings``) the epoch is
+    compiled for the mesh: the state keeps its shardings and every sampled batch is split along
+    the data axis.
+    """
+    if mesh is None:
+        return jax.jit(
+            functools.partial(train_epoch, learner, env, cfg, derived), donate_argnums=0
+        )
+    fn = functools.partial(train_epoch, learner, env, cfg, derived,
+                           batch_sharding=parallel.batch_sharding(mesh))
+    return jax.jit(fn, in_shardings=(shardings,),
+                   out_shardings=(shardings, parallel.replicated(mesh)), donate_argnums=0)
+
+
+def init_sharded_state(cfg: TrainConfig, learner: Learner, env, derived: Derived, mesh):
+    """Build the initial state directly in its shardings (never whole on one device).
+
+    Returns ``(state, shardings)``.
+    """
+    init = functools.partial(init_train_state, cfg, learner, env, derived)
+    shardings = parallel.state_shardings(jax.eval_shape(init), mesh, cfg.mesh, env.num_envs)
+    return jax.jit(init, out_shardings=shardings)(), shardings

@@ -12,7 +12,7 @@ from toy_env import ToyEnv
 
 from brc_mjx import run as run_lib
 from brc_mjx import train
-from brc_mjx.config import EnvConfig, LearnerConfig, NetworkConfig, ReplayConfig, TrainConfig
+from brc_mjx.config import EnvConfig, LearnerConfig, MeshConfig, NetworkConfig, ReplayConfig, TrainConfig
 from brc_mjx.learner import make_learner
 
 
@@ -21,6 +21,7 @@ def tiny_config(run_dir, **overrides) -> TrainConfig:
         env=EnvConfig(tasks=("toy",), envs_per_task=2),
         learner=LearnerConfig(network=NetworkConfig(critic_width=32, actor_width=32)),
         replay=ReplayConfig(capacity_per_task=300),
+        mesh=MeshConfig(data=1, fsdp=1),
         batch_size=16, total_env_steps=400, warmup_env_steps=50, steps_per_epoch=20,
         eval_every=0, checkpoint_every=40, keep_checkpoints=3, run_dir=str(run_dir),
     )
