@@ -11,7 +11,7 @@ from test_train import tiny_config
 from toy_env import ToyEnv
 
 from brc_mjx import checkpoint, parallel, train
-from brc_mjx.config import LearnerConfig, MeshConfig, NetworkConfig
+from brc_mjx.config import LearnerConfig, MeshConfig
 from brc_mjx.learner import init_state, make_learner, sgd_step
 from brc_mjx.replay import Transition
 from configs import model_preset
@@ -75,7 +75,7 @@ def test_large_weights_and_replay_are_sharded():
 
 
 def test_1b_sgd_step_compiles_on_8_devices_under_80gb():
-    obs_dim, action_dims, num_tasks, batch = 223, (38,) * 7, 7, 1024
+    obs_dim, action_dims, batch = 223, (38,) * 7, 1024
     cfg = LearnerConfig(network=model_preset("brc-1b"))
     learner = make_learner(cfg, obs_dim, action_dims)
     mesh = parallel.make_mesh(MeshConfig(data=1, fsdp=8))

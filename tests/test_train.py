@@ -12,7 +12,14 @@ from toy_env import ToyEnv
 
 from brc_mjx import run as run_lib
 from brc_mjx import train
-from brc_mjx.config import EnvConfig, LearnerConfig, MeshConfig, NetworkConfig, ReplayConfig, TrainConfig
+from brc_mjx.config import (
+    EnvConfig,
+    LearnerConfig,
+    MeshConfig,
+    NetworkConfig,
+    ReplayConfig,
+    TrainConfig,
+)
 from brc_mjx.learner import make_learner
 
 
