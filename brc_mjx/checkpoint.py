@@ -10,9 +10,11 @@ checkpoint cannot be read (partial write, corruption), the previous ones are tri
 from __future__ import annotations
 
 import logging
+import math
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -21,6 +23,13 @@ log = logging.getLogger(__name__)
 
 def _is_key(x) -> bool:
     return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _key_impl(leaf):
+    """The PRNG implementation of a (possibly abstract) typed key array."""
+    if isinstance(leaf, jax.Array):
+        return jax.random.key_impl(leaf)
+    return leaf.dtype._impl  # abstract key: the impl is recorded on its dtype
 
 
 def _to_storable(leaf):
@@ -38,7 +47,8 @@ def make_manager(directory: str, keep: int) -> ocp.CheckpointManager:
 def save(manager: ocp.CheckpointManager, step: int, state) -> None:
     """Write ``state`` as checkpoint ``step`` (blocks until it is on disk)."""
     leaves, treedef = jax.tree.flatten(state)
-    items = {f"{i:05d}": _to_storable(x) for i, x in enumerate(leaves)}
+    # orbax refuses zero-size arrays (MJX's data has some); they carry no values anyway.
+    items = {f"{i:05d}": _to_storable(x) for i, x in enumerate(leaves) if np.size(x) > 0}
     manager.save(
         step,
         args=ocp.args.Composite(
@@ -59,6 +69,8 @@ def _restore_step(manager, step: int, abstract_state):
         )
     targets = {}
     for i, leaf in enumerate(leaves):
+        if math.prod(leaf.shape) == 0:
+            continue
         if _is_key(leaf):
             data = jax.eval_shape(jax.random.key_data, leaf)
             targets[f"{i:05d}"] = jax.ShapeDtypeStruct(data.shape, data.dtype,
@@ -70,9 +82,14 @@ def _restore_step(manager, step: int, abstract_state):
     )["state"]
     restored = []
     for i, leaf in enumerate(leaves):
+        if math.prod(leaf.shape) == 0:
+            sharding = getattr(leaf, "sharding", None)
+            empty = np.zeros(leaf.shape, leaf.dtype)
+            restored.append(jax.device_put(empty, sharding) if sharding else jnp.asarray(empty))
+            continue
         x = items[f"{i:05d}"]
         if _is_key(leaf):
-            x = jax.random.wrap_key_data(x, impl=jax.random.key_impl(leaf))
+            x = jax.random.wrap_key_data(x, impl=_key_impl(leaf))
         restored.append(x)
     return jax.tree.unflatten(treedef, restored)
 

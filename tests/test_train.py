@@ -156,3 +156,16 @@ def test_profile_writes_a_trace(tmp_path):
     run_lib.run(cfg, env_factory=toy_factory)
     traces = glob.glob(str(tmp_path / "prof" / "profile" / "**" / "*.xplane.pb"), recursive=True)
     assert traces, os.listdir(tmp_path / "prof")
+
+
+def test_checkpoint_round_trips_zero_size_leaves_and_typed_keys(tmp_path):
+    from brc_mjx import checkpoint
+
+    state = {"empty": jnp.zeros((0, 3)), "key": jax.random.key(3), "x": jnp.arange(4.0)}
+    manager = checkpoint.make_manager(str(tmp_path), keep=1)
+    checkpoint.save(manager, 7, state)
+    step, restored = checkpoint.restore_latest(manager, jax.eval_shape(lambda: state))
+    assert step == 7 and restored["empty"].shape == (0, 3)
+    np.testing.assert_array_equal(np.asarray(restored["x"]), np.arange(4.0))
+    np.testing.assert_array_equal(jax.random.key_data(restored["key"]),
+                                  jax.random.key_data(state["key"]))
