@@ -33,6 +33,8 @@ class NetworkConfig:
     """Lowest atom of the support."""
     v_max: float = 10.0
     """Highest atom of the support."""
+    critic_compute_dtype: Literal["float32", "bfloat16"] = "float32"
+    """Compute dtype of the critic's matmuls (parameters and optimiser stay float32)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +86,9 @@ def validate(cfg: LearnerConfig) -> None:
         (net.num_atoms >= 2, f"network.num_atoms must be >= 2, got {net.num_atoms}"),
         (net.v_max > net.v_min, f"network.v_max ({net.v_max}) must exceed v_min ({net.v_min})"),
         (net.embedding_dim > 0, f"network.embedding_dim must be > 0, got {net.embedding_dim}"),
+        (net.critic_compute_dtype in ("float32", "bfloat16"),
+         f"network.critic_compute_dtype must be float32 or bfloat16, "
+         f"got {net.critic_compute_dtype!r}"),
         (0.0 <= cfg.gamma < 1.0, f"gamma must be in [0, 1), got {cfg.gamma}"),
         (0.0 < cfg.tau <= 1.0, f"tau must be in (0, 1], got {cfg.tau}"),
         (cfg.init_alpha > 0.0, f"init_alpha must be > 0, got {cfg.init_alpha}"),

@@ -25,13 +25,22 @@ LOG_STD_MAX = 2.0
 EMBEDDING_KEY = "task_embedding"
 
 
-def _dense(features: int, gain: float = math.sqrt(2.0)) -> nn.Dense:
-    """Dense layer with orthogonal kernel init of the given gain and zero bias."""
+def _dense(features: int, gain: float = math.sqrt(2.0), dtype=jnp.float32) -> nn.Dense:
+    """Dense layer with orthogonal kernel init of the given gain and zero bias.
+
+    ``dtype`` is the compute dtype; parameters are always float32.
+    """
     return nn.Dense(
         features,
         kernel_init=nn.initializers.orthogonal(scale=gain),
         bias_init=nn.initializers.zeros,
+        dtype=dtype,
+        param_dtype=jnp.float32,
     )
+
+
+def _layer_norm(dtype) -> nn.LayerNorm:
+    return nn.LayerNorm(epsilon=LAYERNORM_EPS, dtype=dtype, param_dtype=jnp.float32)
 
 
 class BroNet(nn.Module):
@@ -42,13 +51,15 @@ class BroNet(nn.Module):
 
     width: int
     depth: int
+    dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        h = nn.relu(nn.LayerNorm(epsilon=LAYERNORM_EPS)(_dense(self.width)(x)))
+        dense = lambda: _dense(self.width, dtype=self.dtype)
+        h = nn.relu(_layer_norm(self.dtype)(dense()(x)))
         for _ in range(self.depth):
-            u = nn.relu(nn.LayerNorm(epsilon=LAYERNORM_EPS)(_dense(self.width)(h)))
-            u = nn.LayerNorm(epsilon=LAYERNORM_EPS)(_dense(self.width)(u))
+            u = nn.relu(_layer_norm(self.dtype)(dense()(h)))
+            u = _layer_norm(self.dtype)(dense()(u))
             h = h + u
         return h
 
@@ -59,10 +70,13 @@ class CriticMember(nn.Module):
     width: int
     depth: int
     num_atoms: int
+    dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        return _dense(self.num_atoms)(BroNet(self.width, self.depth)(x))
+        h = BroNet(self.width, self.depth, self.dtype)(x)
+        # Logits in float32 whatever the compute dtype: softmax / cross-entropy stay exact.
+        return _dense(self.num_atoms, dtype=self.dtype)(h).astype(jnp.float32)
 
 
 def l2_normalize(x: jax.Array, eps: float = 1e-8) -> jax.Array:
@@ -85,6 +99,7 @@ class Critic(nn.Module):
     embedding_dim: int
     v_min: float = -10.0
     v_max: float = 10.0
+    dtype: jnp.dtype = jnp.float32
 
     @property
     def atoms(self) -> jax.Array:
@@ -110,7 +125,7 @@ class Critic(nn.Module):
             out_axes=0,
             axis_size=self.ensemble_size,
         )
-        return ensemble(self.width, self.depth, self.num_atoms, name="ensemble")(x)
+        return ensemble(self.width, self.depth, self.num_atoms, self.dtype, name="ensemble")(x)
 
 
 class Actor(nn.Module):
@@ -152,6 +167,7 @@ def make_networks(cfg: NetworkConfig, action_dim: int, num_tasks: int) -> Networ
         embedding_dim=cfg.embedding_dim,
         v_min=cfg.v_min,
         v_max=cfg.v_max,
+        dtype=jnp.bfloat16 if cfg.critic_compute_dtype == "bfloat16" else jnp.float32,
     )
     actor = Actor(action_dim=action_dim, width=cfg.actor_width, depth=cfg.actor_depth)
     return Networks(critic=critic, actor=actor, num_tasks=num_tasks)

@@ -81,3 +81,23 @@ def test_make_learner_rejects_bad_config():
         make_learner(LearnerConfig(gamma=1.0), 4, (1,))
     with pytest.raises(ValueError, match="action dim >= 1"):
         make_learner(LearnerConfig(), 4, (0, 2))
+
+
+def test_bfloat16_critic_compute_keeps_float32_params_and_tracks_float32():
+    cfg32 = LearnerConfig(network=NetworkConfig(critic_width=64, actor_width=32))
+    cfg16 = LearnerConfig(network=NetworkConfig(critic_width=64, actor_width=32,
+                                                critic_compute_dtype="bfloat16"))
+    l32 = make_learner(cfg32, 5, (2, 3))
+    l16 = make_learner(cfg16, 5, (2, 3))
+    state = init_state(l32, jax.random.key(0), num_envs=4, max_episode_length=10)
+    obs, act = jnp.ones((8, 5)), jnp.zeros((8, 3))
+    tid = jnp.zeros(8, jnp.int32)
+    logits32 = l32.nets.critic.apply(state.critic_params, obs, act, tid)
+    logits16 = l16.nets.critic.apply(state.critic_params, obs, act, tid)  # same fp32 params
+    assert logits16.dtype == jnp.float32
+    assert not np.array_equal(np.asarray(logits32), np.asarray(logits16))  # really bf16 math
+    np.testing.assert_allclose(np.asarray(logits16), np.asarray(logits32), atol=0.1)
+    _, _, batch = _setup()
+    s16, m = jax.jit(functools.partial(sgd_step, l16))(state, batch, jax.random.key(1))
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(s16.critic_params))
+    assert np.isfinite(float(m["train/critic_loss"]))
