@@ -11,7 +11,12 @@ from rich.table import Table
 
 @dataclasses.dataclass(frozen=True)
 class InfoArgs:
-    """Print every model-size preset with its exact parameter counts (nothing is allocated)."""
+    """Print every model-size preset: exact parameter counts and per-device memory on a mesh.
+
+    Nothing is allocated: counts and bytes come from ``jax.eval_shape`` and the partition rules
+    of ``brc_mjx.parallel``; with ``--compile`` each preset's sharded ``sgd_step`` is also
+    compiled and XLA's ``memory_analysis()`` is reported.
+    """
 
     obs_dim: int = 223
     """Padded observation size (default: the largest of BRC's DMC dog tasks)."""
@@ -19,22 +24,42 @@ class InfoArgs:
     """Padded action size."""
     num_tasks: int = 7
     """Number of tasks (1 = single-task, no embedding)."""
+    data: int = 1
+    """Mesh size along the data axis."""
+    fsdp: int = 1
+    """Mesh size along the parameter-sharding axis."""
+    batch_size: int = 1024
+    """Global batch of one gradient step (for --compile)."""
+    replay_capacity: int = 1_000_000
+    """Replay transitions per task."""
+    replay_obs_dtype: str = "float32"
+    """Replay observation storage dtype."""
+    critic_compute_dtype: str = "float32"
+    """Critic compute dtype (float32 | bfloat16), for --compile."""
+    presets: tuple[str, ...] = ()
+    """Only these presets (default: all)."""
+    compile: bool = False
+    """Also compile each preset's sharded sgd_step and report XLA's per-device memory."""
+    fake_devices: int = 0
+    """Simulate this many CPU devices (sets XLA_FLAGS before JAX starts); 0: real devices."""
 
 
-def info_main() -> None:
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f}"
+
+
+def info_main(argv: list[str] | None = None) -> None:
     """``brc-info``: the preset table, from ``jax.eval_shape`` of the real initialiser."""
-    from configs import MODEL_PRESETS, model_preset, parameter_counts
+    import os
 
-    args = tyro.cli(InfoArgs)
-    table = Table(title=f"BRC presets (obs {args.obs_dim}, action {args.action_dim}, "
-                        f"{args.num_tasks} tasks)")
-    for column in ("preset", "critic width", "per critic", "critic ensemble+emb", "actor", "total"):
-        table.add_column(column, justify="right")
-    for name, width in MODEL_PRESETS.items():
-        c = parameter_counts(model_preset(name), args.obs_dim, args.action_dim, args.num_tasks)
-        table.add_row(name, str(width), f"{c['critic_member']:,}", f"{c['critic']:,}",
-                      f"{c['actor']:,}", f"{c['total']:,}")
-    Console().print(table)
+    args = tyro.cli(InfoArgs, args=argv)
+    if args.fake_devices:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                                   + f" --xla_force_host_platform_device_count={args.fake_devices}")
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    for row in preset_memory_rows(args):
+        pass  # rows are printed as they are computed
+
 
 
 def parse_train_args(argv: list[str]):
@@ -68,3 +93,80 @@ def train_main(argv: list[str] | None = None) -> int:
     if "eval/mean_return" in result:
         Console().print(f"final eval mean return {result['eval/mean_return']:.1f}")
     return 0
+
+
+def preset_memory_rows(args: InfoArgs):
+    """Compute and print the table of ``brc-info``; yields one dict per preset."""
+    import functools
+
+    import jax
+    import jax.numpy as jnp
+
+    from brc_mjx import parallel, replay
+    from brc_mjx.config import LearnerConfig, MeshConfig
+    from brc_mjx.learner import init_state, make_learner, sgd_step
+    from brc_mjx.train import OBS_DTYPES
+    from configs import MODEL_PRESETS, model_preset, parameter_counts
+
+    mesh_cfg = MeshConfig(data=args.data, fsdp=args.fsdp)
+    mesh = parallel.make_mesh(mesh_cfg)
+    names = args.presets or tuple(MODEL_PRESETS)
+    title = (f"BRC presets: obs {args.obs_dim}, action {args.action_dim}, {args.num_tasks} tasks; "
+             f"mesh data={args.data} x fsdp={args.fsdp} ({jax.devices()[0].device_kind}); "
+             "GB per device")
+    table = Table(title=title)
+    columns = ["preset", "width", "per critic", "total params", "params", "adamw", "target",
+               "replay"]
+    if args.compile:
+        columns += ["xla args", "xla temp", "xla total"]
+    for column in columns:
+        table.add_column(column, justify="right")
+    f32 = jnp.float32
+    example = replay.Transition(
+        obs=jax.ShapeDtypeStruct((args.obs_dim,), f32),
+        action=jax.ShapeDtypeStruct((args.action_dim,), f32),
+        reward=jax.ShapeDtypeStruct((), f32),
+        next_obs=jax.ShapeDtypeStruct((args.obs_dim,), f32),
+        terminated=jax.ShapeDtypeStruct((), jnp.bool_),
+        truncated=jax.ShapeDtypeStruct((), jnp.bool_),
+        task_id=jax.ShapeDtypeStruct((), jnp.int32),
+    )
+    replay_per_device = replay.memory_bytes(
+        example, args.num_tasks, args.replay_capacity, OBS_DTYPES[args.replay_obs_dtype]
+    ) // args.data
+    for name in names:
+        net = model_preset(name, critic_compute_dtype=args.critic_compute_dtype)
+        counts = parameter_counts(net, args.obs_dim, args.action_dim, args.num_tasks)
+        learner = make_learner(LearnerConfig(network=net), args.obs_dim,
+                               (args.action_dim,) * args.num_tasks)
+        abstract = jax.eval_shape(functools.partial(
+            init_state, learner, num_envs=args.num_tasks, max_episode_length=1000),
+            jax.random.key(0))
+        shardings = parallel.learner_shardings(abstract, mesh, mesh_cfg)
+        part = {f: parallel.per_device_bytes(getattr(abstract, f), getattr(shardings, f))
+                for f in ("actor_params", "critic_params", "target_critic_params",
+                          "actor_opt_state", "critic_opt_state")}
+        row = {"preset": name, "width": net.critic_width, "per_critic": counts["critic_member"],
+               "total_params": counts["total"],
+               "params": part["actor_params"] + part["critic_params"],
+               "adamw": part["actor_opt_state"] + part["critic_opt_state"],
+               "target": part["target_critic_params"], "replay": replay_per_device}
+        cells = [name, str(net.critic_width), f"{counts['critic_member']:,}",
+                 f"{counts['total']:,}", _gb(row["params"]), _gb(row["adamw"]),
+                 _gb(row["target"]), _gb(replay_per_device)]
+        if args.compile:
+            batch = jax.tree.map(
+                lambda x: jax.ShapeDtypeStruct((args.batch_size, *x.shape), x.dtype), example)
+            step = jax.jit(
+                functools.partial(sgd_step, learner),
+                in_shardings=(shardings, parallel.batch_sharding(mesh), parallel.replicated(mesh)),
+                out_shardings=(shardings, parallel.replicated(mesh)), donate_argnums=0)
+            mem = step.lower(abstract, batch, jax.random.key(0)).compile().memory_analysis()
+            total = (mem.argument_size_in_bytes + mem.output_size_in_bytes
+                     + mem.temp_size_in_bytes - mem.alias_size_in_bytes)
+            row.update(xla_args=mem.argument_size_in_bytes, xla_temp=mem.temp_size_in_bytes,
+                       xla_total=total)
+            cells += [_gb(mem.argument_size_in_bytes), _gb(mem.temp_size_in_bytes), _gb(total)]
+        table.add_row(*cells)
+        yield row
+    Console(width=200).print(table)

@@ -127,3 +127,13 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 def replicated(mesh: Mesh) -> NamedSharding:
     """Fully replicated sharding (metrics, scalars)."""
     return NamedSharding(mesh, P())
+
+
+def per_device_bytes(abstract_tree, shardings) -> int:
+    """Bytes one device holds of ``abstract_tree`` under ``shardings`` (no allocation)."""
+    total = 0
+    for leaf, sharding in zip(jax.tree.leaves(abstract_tree), jax.tree.leaves(shardings),
+                              strict=True):
+        shard_shape = sharding.shard_shape(tuple(leaf.shape))
+        total += math.prod(shard_shape) * np.dtype(leaf.dtype).itemsize
+    return total
