@@ -57,8 +57,7 @@ def info_main(argv: list[str] | None = None) -> None:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                    + f" --xla_force_host_platform_device_count={args.fake_devices}")
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    for row in preset_memory_rows(args):
-        pass  # rows are printed as they are computed
+    list(preset_memory_rows(args))  # the table is printed once every row is computed
 
 
 
