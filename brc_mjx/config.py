@@ -177,3 +177,5 @@ class TrainConfig:
     """Continue from the latest good checkpoint in run_dir."""
     profile: bool = False
     """Capture a jax.profiler trace of a few steady-state epochs into run_dir/profile."""
+    distributed: bool = False
+    """Multi-host: call jax.distributed.initialize() first (one process per host)."""

@@ -55,20 +55,25 @@ def run_metadata() -> dict:
 class Logger:
     """Writes every record to TensorBoard and ``metrics.jsonl``, and a summary to the console."""
 
-    def __init__(self, run_dir: str, task_names=()):
+    def __init__(self, run_dir: str, task_names=(), enabled: bool = True):
+        self.enabled = enabled
+        self.task_names = tuple(task_names)
+        self.start = time.perf_counter()
+        self.console_out = Console(highlight=False)
+        if not enabled:  # non-lead processes of a multi-host run stay silent
+            return
         from tensorboardX import SummaryWriter
 
-        self.run_dir = run_dir
-        self.task_names = tuple(task_names)
         self.writer = SummaryWriter(os.path.join(run_dir, "tb"))
         self.jsonl = open(os.path.join(run_dir, "metrics.jsonl"), "a")
-        self.console_out = Console(highlight=False)
-        self.start = time.perf_counter()
 
     def console(self, message: str) -> None:
-        self.console_out.print(message)
+        if self.enabled:
+            self.console_out.print(message)
 
     def log(self, env_steps: int, record: dict) -> None:
+        if not self.enabled:
+            return
         for name, value in record.items():
             self.writer.add_scalar(name, value, env_steps)
         self.jsonl.write(json.dumps({"env_steps": env_steps, **record}) + "\n")
@@ -86,5 +91,7 @@ class Logger:
         self.console_out.print(" | ".join(parts))
 
     def close(self) -> None:
+        if not self.enabled:
+            return
         self.writer.close()
         self.jsonl.close()

@@ -137,3 +137,30 @@ def per_device_bytes(abstract_tree, shardings) -> int:
         shard_shape = sharding.shard_shape(tuple(leaf.shape))
         total += math.prod(shard_shape) * np.dtype(leaf.dtype).itemsize
     return total
+
+
+def initialize_distributed() -> None:
+    """Join a multi-host run: one process per host, all devices of all hosts in one mesh.
+
+    ``jax.distributed.initialize()`` detects SLURM, Open MPI and Cloud TPU environments by itself.
+    For a torchrun-style launch set ``COORDINATOR_ADDRESS`` (host:port of process 0),
+    ``NUM_PROCESSES`` and ``PROCESS_ID`` (or ``MASTER_ADDR``/``MASTER_PORT``, ``WORLD_SIZE``,
+    ``RANK``), which are passed on explicitly.
+    """
+    import os
+
+    env = os.environ
+    address = env.get("COORDINATOR_ADDRESS")
+    if address is None and "MASTER_ADDR" in env:
+        address = f"{env['MASTER_ADDR']}:{env.get('MASTER_PORT', '1234')}"
+    num = env.get("NUM_PROCESSES", env.get("WORLD_SIZE"))
+    pid = env.get("PROCESS_ID", env.get("RANK"))
+    if address is not None:
+        if num is None or pid is None:
+            raise ValueError(
+                f"coordinator address {address} is set but NUM_PROCESSES/WORLD_SIZE "
+                "or PROCESS_ID/RANK is missing"
+            )
+        jax.distributed.initialize(address, num_processes=int(num), process_id=int(pid))
+    else:
+        jax.distributed.initialize()

@@ -66,13 +66,16 @@ def run(
       env_factory: builds ``(train_env, eval_env_or_None)`` from the config.
       max_epochs: stop after this many epochs of *this call* (for tests / interruption).
     """
+    if cfg.distributed:
+        parallel.initialize_distributed()
     train.validate(cfg)
     env, eval_env = env_factory(cfg)
     learner = make_learner(cfg.learner, env.obs_dim, env.action_dims)
     derived = train.derive(cfg, env)
     needed = train.replay_bytes(cfg, env)
     os.makedirs(cfg.run_dir, exist_ok=True)
-    logger = Logger(cfg.run_dir, env.task_names)
+    lead = jax.process_index() == 0  # only process 0 logs and writes run metadata
+    logger = Logger(cfg.run_dir, env.task_names, enabled=lead)
     logger.console(
         f"tasks {', '.join(env.task_names)} | {derived.num_envs} envs | obs {env.obs_dim} | "
         f"action {env.action_dim} | replay {needed / 2**30:.3f} GiB | replay ratio "
@@ -81,11 +84,13 @@ def run(
     )
     from brc_mjx import replay as replay_lib
 
-    replay_lib.check_fits(needed)
-    with open(os.path.join(cfg.run_dir, "config.json"), "w") as f:
-        json.dump(dataclasses.asdict(cfg), f, indent=2)
-    with open(os.path.join(cfg.run_dir, "meta.json"), "w") as f:
-        json.dump(run_metadata(), f, indent=2)
+    data, _ = parallel.mesh_shape(cfg.mesh, jax.device_count())
+    replay_lib.check_fits(needed // data)
+    if lead:
+        with open(os.path.join(cfg.run_dir, "config.json"), "w") as f:
+            json.dump(dataclasses.asdict(cfg), f, indent=2)
+        with open(os.path.join(cfg.run_dir, "meta.json"), "w") as f:
+            json.dump(run_metadata(), f, indent=2)
 
     manager = checkpoint.make_manager(os.path.join(cfg.run_dir, "checkpoints"),
                                       cfg.keep_checkpoints)
