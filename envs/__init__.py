@@ -84,20 +84,20 @@ def make(
     specs = resolve_tasks(tasks)
     if envs_per_task < 1:
         raise ValueError(f"envs_per_task must be >= 1, got {envs_per_task}")
+    if isinstance(backend, Mapping):
+        per_task = {get_task(k).name: v for k, v in backend.items()}
+    else:
+        per_task = {spec.name: backend for spec in specs}
     backend_names, backends, lengths = [], [], []
     for t, spec in enumerate(specs):
-        if isinstance(backend, Mapping):
-            by_name = {get_task(k).name: v for k, v in backend.items()}
-            chosen = _pick_backend(spec, by_name.get(spec.name, "auto"))
-        else:
-            chosen = _pick_backend(spec, backend)
+        chosen = _pick_backend(spec, per_task.get(spec.name, "auto"))
         length = episode_length or spec.episode_length
         if chosen == "mjx":
             from envs.mjx_backend import load_playground, make_mjx_backend
 
             pg_env = load_playground(spec.mjx_id, impl=mjx_impl)
             if int(pg_env._config.episode_length) != spec.episode_length:
-                raise ValueError(f"{spec.name}: Playground's episode_length disagrees with registry")
+                raise ValueError(f"{spec.name}: Playground's episode_length != registry's")
             backends.append(make_mjx_backend(pg_env, envs_per_task, length))
         else:
             from envs.envpool_backend import make_envpool_backend

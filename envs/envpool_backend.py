@@ -129,9 +129,9 @@ class HostPool:
             # EnvPool's reset step for the ended envs: action ignored, returns FIRST obs.
             zeros = np.zeros((ended.size, *np.shape(action)[1:]), self.action_dtype)
             ts_reset = self.pool.step(zeros, ended.astype(np.int32))
-            first_obs, order_reset = self._obs(ts_reset)
-            assert (np.asarray(ts_reset.step_type) == _FIRST).all(), "expected EnvPool reset step"
-            obs[np.sort(ended)] = first_obs
+            if not (np.asarray(ts_reset.step_type) == _FIRST).all():
+                raise RuntimeError("EnvPool did not reset the ended envs on the next step")
+            obs[ended] = self._obs(ts_reset)[0]  # `ended` is sorted, like _obs's env order
             self.elapsed[ended] = 0
         return obs, final_obs, reward, terminated, truncated, success, self._next_tick()
 

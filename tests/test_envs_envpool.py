@@ -156,3 +156,16 @@ def test_rewards_and_observations_match_dm_control(name):
     np.testing.assert_allclose(states.final_obs[:, 0], ref_obs, rtol=1e-4, atol=1e-4)
     if name in ("dmc/cartpole-balance", "dmc/cartpole-swingup", "dmc/cheetah-run"):
         assert rewards.std() > 1e-4  # (the other two stay at reward 0 under random actions)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name", envs.SUITES["dmc-envpool"] + envs.SUITES.get("metaworld-mt50", ()))
+def test_every_envpool_task_resets_and_steps(name):
+    env = envs.make(name, 2, backend="envpool")
+    actions = np.random.default_rng(0).uniform(
+        -1, 1, (5, 2, env.action_dim)).astype(np.float32)
+    init, states = _rollout(env, actions)
+    assert init.obs.shape == (2, env.obs_dim) and states.obs.shape == (5, 2, env.obs_dim)
+    assert states.obs.dtype == np.float32 and states.reward.dtype == np.float32
+    assert np.isfinite(states.obs).all() and np.isfinite(states.reward).all()
