@@ -11,13 +11,7 @@ up and once timed. One JSON row per (backend, task, num_envs) is appended to
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import json
-import os
-import platform
-import subprocess
 import time
-from importlib import metadata
 from pathlib import Path
 
 import jax
@@ -25,8 +19,9 @@ import jax.numpy as jnp
 import tyro
 
 import envs
+from benchmarks.common import RESULTS_DIR, append_row, row_header
 
-RESULTS = Path(__file__).parent / "results" / "env_only.jsonl"
+RESULTS = RESULTS_DIR / "env_only.jsonl"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,28 +42,6 @@ class Config:
     """MJX implementation: jax | warp (NVIDIA GPUs)."""
     out: Path = RESULTS
     """JSONL file the rows are appended to."""
-
-
-def _git_commit() -> str:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True,
-                               text=True, check=True).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for pkg in ("jax", "jaxlib", "mujoco", "mujoco-mjx", "playground", "envpool"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "missing"
-    return out
 
 
 def time_env(env: envs.Env, scan_len: int) -> dict[str, float]:
@@ -100,13 +73,6 @@ def time_env(env: envs.Env, scan_len: int) -> dict[str, float]:
 
 
 def main(cfg: Config) -> None:
-    common = dict(
-        git_commit=_git_commit(),
-        device=f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}",
-        host=f"{platform.machine()} x{os.cpu_count()}",
-        versions=_versions(),
-    )
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
     print(f"{'backend':8} {'task':24} {'envs':>6} {'compile_s':>10} {'steps/s':>10}")
     for backend in cfg.backends:
         for task in cfg.tasks:
@@ -120,15 +86,12 @@ def main(cfg: Config) -> None:
                 env = envs.make(task, num_envs, backend=backend, mjx_impl=cfg.mjx_impl)
                 result = time_env(env, scan_len)
                 row = dict(
-                    common,
-                    time=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                    benchmark="env_only",
+                    row_header("env_only"),
                     config=dict(task=task, backend=backend, num_envs=num_envs,
                                 scan_len=scan_len, mjx_impl=cfg.mjx_impl),
                     **result,
                 )
-                with cfg.out.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
+                append_row(cfg.out, row)
                 print(f"{backend:8} {task:24} {num_envs:6d} {result['compile_s']:10.1f} "
                       f"{result['steps_per_s']:10.0f}", flush=True)
 

@@ -18,6 +18,7 @@ from brc_mjx.networks import init_params, make_networks
 #: preset name -> critic width W (depth 2, ensemble of 2, actor width 256).
 MODEL_PRESETS: dict[str, int] = {
     "brc-tiny": 64,
+    "brc-64k": 128,
     "brc-250k": 256,
     "brc-1m": 512,
     "brc-4m": 1024,
