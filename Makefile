@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 train: $(VENV)/.installed
-	$(VENV)/bin/brc-info
+	$(VENV)/bin/brc-train
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

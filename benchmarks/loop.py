@@ -1,0 +1,112 @@
+"""Loop throughput: collection (act-only) vs env-only, and the end-to-end training loop.
+
+    python -m benchmarks.loop                       # both, on the default task and batch
+    python -m benchmarks.loop --mode collection --num-envs 16 256
+
+*collection*: our compiled epoch with ``updates_per_step=0`` and no warm-up, i.e. policy inference
++ env step + replay insert + normaliser update, against the bare ``jit(scan(env.step))`` of the
+same env and batch (random actions). Target: collection >= 90 % of env-only.
+*end_to_end*: the full epoch (acting, replay, ``updates_per_step`` sgd steps of ``batch_size``)
+on the same env: env-steps/s and updates/s, compile time apart.
+Rows go to ``benchmarks/results/loop.jsonl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import jax
+import tyro
+
+import envs
+from benchmarks.common import RESULTS_DIR, append_row, row_header
+from benchmarks.env_only import time_env
+from brc_mjx import parallel, train
+from brc_mjx.config import EnvConfig, LearnerConfig, MeshConfig, NetworkConfig, TrainConfig
+from brc_mjx.learner import make_learner
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Collection and end-to-end loop throughput."""
+
+    mode: tuple[str, ...] = ("collection", "end_to_end")
+    """Which measurements: collection | end_to_end."""
+    tasks: tuple[str, ...] = ("dmc/cartpole-balance",)
+    """Tasks of the (multi-task) env."""
+    backend: str = "mjx"
+    """Env backend."""
+    num_envs: tuple[int, ...] = (16, 256)
+    """Envs per task to sweep."""
+    steps: int = 200
+    """Vectorized steps per timed epoch."""
+    critic_width: int = 256
+    """Critic width (end-to-end; the actor is what collection runs)."""
+    batch_size: int = 256
+    """Gradient-step batch (end-to-end)."""
+    updates_per_step: int = 1
+    """Gradient steps per vectorized env step (end-to-end)."""
+    out: Path = RESULTS_DIR / "loop.jsonl"
+    """JSONL file the rows are appended to."""
+
+
+def time_loop(cfg: Config, env, updates_per_step: int) -> dict:
+    """Compile and time one epoch of our loop on ``env``; returns timings and rates."""
+    e = env.num_envs // env.num_tasks
+    train_cfg = TrainConfig(
+        env=EnvConfig(tasks=cfg.tasks, backend=cfg.backend, envs_per_task=e),
+        learner=LearnerConfig(network=NetworkConfig(critic_width=cfg.critic_width)),
+        mesh=MeshConfig(data=1, fsdp=1),
+        batch_size=cfg.batch_size,
+        updates_per_step=updates_per_step,
+        total_env_steps=10 * cfg.steps * e,
+        warmup_env_steps=0,
+        steps_per_epoch=cfg.steps,
+    )
+    train.validate(train_cfg)
+    learner = make_learner(train_cfg.learner, env.obs_dim, env.action_dims)
+    derived = train.derive(train_cfg, env)
+    mesh = parallel.make_mesh(train_cfg.mesh)
+    state, shardings = train.init_sharded_state(train_cfg, learner, env, derived, mesh)
+    start = time.perf_counter()
+    epoch = train.make_train_epoch(learner, env, train_cfg, derived, mesh, shardings)
+    epoch = epoch.lower(state).compile()
+    compile_s = time.perf_counter() - start
+    state, _ = jax.block_until_ready(epoch(state))  # warm-up (also fills some replay)
+    best = float("inf")
+    for _ in range(2):
+        start = time.perf_counter()
+        state, metrics = jax.block_until_ready(epoch(state))
+        best = min(best, time.perf_counter() - start)
+    updates = float(metrics["updates"])
+    return dict(compile_s=compile_s, steady_s=best,
+                env_steps_per_s=cfg.steps * env.num_envs / best, updates_per_s=updates / best)
+
+
+def main(cfg: Config) -> None:
+    for e in cfg.num_envs:
+        env = envs.make(list(cfg.tasks), e, backend=cfg.backend)
+        config = dict(tasks=cfg.tasks, backend=cfg.backend, envs_per_task=e, steps=cfg.steps)
+        if "collection" in cfg.mode:
+            bare = time_env(env, cfg.steps)
+            ours = time_loop(cfg, env, updates_per_step=0)
+            ratio = ours["env_steps_per_s"] / bare["steps_per_s"]
+            append_row(cfg.out, dict(row_header("collection"), config=config, env_only=bare,
+                                     collection=ours, ratio=ratio))
+            print(f"collection {','.join(cfg.tasks)} envs/task {e}: env-only "
+                  f"{bare['steps_per_s']:.0f} steps/s, act+insert {ours['env_steps_per_s']:.0f} "
+                  f"steps/s, ratio {ratio:.2f} (target >= 0.90)", flush=True)
+        if "end_to_end" in cfg.mode:
+            r = time_loop(cfg, env, updates_per_step=cfg.updates_per_step)
+            append_row(cfg.out, dict(row_header("end_to_end"), config=dict(
+                config, critic_width=cfg.critic_width, batch_size=cfg.batch_size,
+                updates_per_step=cfg.updates_per_step), **r))
+            print(f"end-to-end {','.join(cfg.tasks)} envs/task {e}: {r['env_steps_per_s']:.0f} "
+                  f"env-steps/s, {r['updates_per_s']:.1f} updates/s, compile "
+                  f"{r['compile_s']:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Config))
