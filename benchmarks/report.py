@@ -1,0 +1,155 @@
+"""Summarise the JSON rows: refresh the tables in benchmarks/README.md and draw the plots.
+
+    python -m benchmarks.report
+
+For every benchmark the newest row per (device, config) is kept. Tables are written between the
+``<!-- report:NAME -->`` / ``<!-- /report:NAME -->`` markers of the README; plots go to
+``benchmarks/plots/`` (steps/s vs envs, sgd steps/s vs critic width).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from benchmarks.common import RESULTS_DIR
+
+HERE = Path(__file__).parent
+README = HERE / "README.md"
+PLOTS = HERE / "plots"
+
+
+def load(name: str) -> list[dict]:
+    """Rows of ``results/<name>.jsonl``, newest per (device, config)."""
+    path = RESULTS_DIR / f"{name}.jsonl"
+    if not path.exists():
+        return []
+    newest: dict[str, dict] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            key = json.dumps([row.get("benchmark"), row["device"], row["config"]], sort_keys=True)
+            newest[key] = row
+    return list(newest.values())
+
+
+def _commit(row) -> str:
+    return row["git_commit"][:8] + ("+" if row["git_commit"].endswith("-dirty") else "")
+
+
+def env_only_table(rows) -> str:
+    lines = ["| device | backend | task | envs | steps/s | compile s | commit |",
+             "|---|---|---|---:|---:|---:|---|"]
+    for r in sorted(rows, key=lambda r: (r["device"], r["config"]["backend"],
+                                         r["config"]["task"], r["config"]["num_envs"])):
+        c = r["config"]
+        lines.append(f"| {r['device']} | {c['backend']} | {c['task']} | {c['num_envs']} | "
+                     f"{r['steps_per_s']:,.0f} | {r['compile_s']:.1f} | {_commit(r)} |")
+    return "\n".join(lines)
+
+
+def learning_table(rows) -> str:
+    lines = ["| device | width | batch | sgd steps/s | GFLOP/step | GFLOP/s | matmul GFLOP/s | "
+             "fraction (target >= 0.5 at W >= 1024) | commit |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in sorted(rows, key=lambda r: (r["device"], r["config"]["batch"],
+                                         r["config"]["width"])):
+        c = r["config"]
+        lines.append(
+            f"| {r['device']} | {c['width']} | {c['batch']} | {r['sgd_steps_per_s']:.1f} | "
+            f"{r['flops_per_step'] / 1e9:.3f} | {r['achieved_flops_per_s'] / 1e9:.1f} | "
+            f"{r['matmul_flops_per_s'] / 1e9:.1f} | {r['fraction_of_matmul']:.2f} | "
+            f"{_commit(r)} |")
+    return "\n".join(lines)
+
+
+def loop_table(rows) -> str:
+    lines = ["| device | benchmark | tasks | envs/task | env-only steps/s | ours env-steps/s | "
+             "updates/s | ratio (collection target >= 0.90) | compile s | commit |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in sorted(rows, key=lambda r: (r["device"], r["benchmark"],
+                                         r["config"]["envs_per_task"])):
+        c = r["config"]
+        if r["benchmark"] == "collection":
+            ours = r["collection"]
+            lines.append(
+                f"| {r['device']} | collection | {', '.join(c['tasks'])} | {c['envs_per_task']} |"
+                f" {r['env_only']['steps_per_s']:,.0f} | {ours['env_steps_per_s']:,.0f} | - | "
+                f"{r['ratio']:.2f} | {ours['compile_s']:.1f} | {_commit(r)} |")
+        else:
+            lines.append(
+                f"| {r['device']} | end-to-end (W={c['critic_width']}, batch {c['batch_size']}, "
+                f"{c['updates_per_step']} upd/step) | {', '.join(c['tasks'])} | "
+                f"{c['envs_per_task']} | - | {r['env_steps_per_s']:,.0f} | "
+                f"{r['updates_per_s']:.1f} | - | {r['compile_s']:.1f} | {_commit(r)} |")
+    return "\n".join(lines)
+
+
+def plot(env_rows, learning_rows) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    PLOTS.mkdir(exist_ok=True)
+    out = []
+    if env_rows:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        series: dict[tuple, list] = {}
+        for r in env_rows:
+            c = r["config"]
+            series.setdefault((r["device"], c["backend"], c["task"]), []).append(
+                (c["num_envs"], r["steps_per_s"]))
+        for (device, backend, task), pts in sorted(series.items()):
+            pts.sort()
+            ax.plot(*zip(*pts, strict=True), marker="o", label=f"{backend} {task} ({device})")
+        ax.set(xscale="log", yscale="log", xlabel="parallel envs", ylabel="env steps/s",
+               title="env-only throughput")
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        fig.savefig(PLOTS / "env_steps_vs_envs.png", dpi=120)
+        out.append(PLOTS / "env_steps_vs_envs.png")
+        plt.close(fig)
+    if learning_rows:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        series = {}
+        for r in learning_rows:
+            c = r["config"]
+            series.setdefault((r["device"], c["batch"]), []).append(
+                (c["width"], r["sgd_steps_per_s"]))
+        for (device, batch), pts in sorted(series.items()):
+            pts.sort()
+            ax.plot(*zip(*pts, strict=True), marker="o", label=f"batch {batch} ({device})")
+        ax.set(xscale="log", yscale="log", xlabel="critic width W", ylabel="sgd steps/s",
+               title="BRC gradient steps/s")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(PLOTS / "updates_vs_width.png", dpi=120)
+        out.append(PLOTS / "updates_vs_width.png")
+        plt.close(fig)
+    return out
+
+
+def replace_section(text: str, name: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- report:{name} -->\n).*?(<!-- /report:{name} -->)", re.S)
+    if not pattern.search(text):
+        return text + f"\n<!-- report:{name} -->\n{body}\n<!-- /report:{name} -->\n"
+    return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+
+
+def main() -> None:
+    env_rows, learning_rows = load("env_only"), load("learning")
+    loop_rows = load("loop")
+    text = README.read_text()
+    text = replace_section(text, "env_only", env_only_table(env_rows))
+    text = replace_section(text, "learning", learning_table(learning_rows))
+    text = replace_section(text, "loop", loop_table(loop_rows))
+    README.write_text(text)
+    for path in plot(env_rows, learning_rows):
+        print(f"wrote {path}")
+    print(f"refreshed {README}")
+
+
+if __name__ == "__main__":
+    main()
