@@ -1,0 +1,516 @@
+"""Our trainer next to Brax's SAC trainer on the same MuJoCo Playground env, in one invocation.
+
+    python -m benchmarks.peer                          # both measurements, CartpoleBalance
+    python -m benchmarks.peer --mode peer --peer.num-envs 64
+    python -m benchmarks.peer --mode time_to_score --ours.critic-width 128
+
+*peer*: throughput of the full training loop (acting, replay, ``updates_per_step`` gradient steps
+of ``batch_size`` per vectorized env step) of ``brc_mjx`` with one task and of
+``brax.training.agents.sac.train``, with the same env, number of envs, batch, updates per env step
+and hidden width. Our BroNets (critic and actor) get ``depth`` residual blocks, i.e. ``1 + 2 depth``
+dense layers of width ``width``; Brax's MLPs get ``hidden_layer_sizes = (width,) * (1 + 2 depth)``
+with a LayerNorm'd Q-network. Exact parameter counts of both sides go into the row. Steady state is
+the median env-steps/s of the epochs after the first (Brax compiles its epoch inside the first one;
+ours is compiled ahead of time but its first epoch holds the warm-up). Target: ours / Brax >= 2.
+*time_to_score*: wall-clock (env construction and compilation included) until the deterministic
+eval return reaches ``target`` (900) on single-task CartpoleBalance, each trainer with its own
+fastest sensible settings and the same eval protocol (``eval_episodes`` episodes every
+``eval_every`` env steps). Ours runs our compiled epoch and evaluator from a thin host loop here;
+Brax's evals are timestamped by its ``progress_fn``, which stops it (by raising) once it scores.
+Target: ours <= 0.5 x Brax.
+
+Compile seconds of either side are the union of the time spans JAX reports for tracing, lowering
+and XLA compilation (``jax.monitoring``) while that side runs, so both are measured the same way.
+Brax 0.14.2 runs unchanged on jax 0.9.2 here: no compatibility shim is needed. Playground envs are
+loaded with ``impl="jax"`` for both (``envs.mjx_backend.load_playground``): its default, MuJoCo
+Warp, is very slow on CPU. One JSON row per measurement goes to ``benchmarks/results/peer.jsonl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import statistics
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import tyro
+
+import envs
+from benchmarks.common import RESULTS_DIR, append_row, row_header
+from brc_mjx import parallel, train
+from brc_mjx.acting import evaluate
+from brc_mjx.config import (
+    EnvConfig,
+    LearnerConfig,
+    MeshConfig,
+    NetworkConfig,
+    ReplayConfig,
+    TrainConfig,
+)
+from brc_mjx.learner import make_learner
+from configs.models import parameter_counts
+
+
+@dataclasses.dataclass(frozen=True)
+class PeerConfig:
+    """Settings shared by both trainers in the throughput comparison."""
+
+    num_envs: int = 32
+    """Parallel environments."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    updates_per_step: int = 1
+    """Gradient steps per vectorized env step (Brax: grad_updates_per_step)."""
+    width: int = 256
+    """Hidden width of every layer of critic and actor (ours: BroNet width; Brax: MLP sizes)."""
+    depth: int = 1
+    """Our BroNets' residual blocks (1 + 2 depth dense layers); Brax gets as many MLP layers."""
+    steps_per_epoch: int = 100
+    """Vectorized env steps per timed epoch (one host round-trip each, both sides)."""
+    epochs: int = 4
+    """Timed epochs after the first (compile / warm-up) one; the median is reported."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OursScoreConfig:
+    """Our settings for the time-to-score race (chosen for wall-clock speed on a small CPU)."""
+
+    num_envs: int = 16
+    """Parallel training environments."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    updates_per_step: int = 1
+    """Gradient steps per vectorized env step."""
+    critic_width: int = 128
+    """Critic BroNet width."""
+    critic_depth: int = 1
+    """Critic BroNet residual blocks."""
+    actor_width: int = 128
+    """Actor BroNet width."""
+    actor_depth: int = 1
+    """Actor BroNet residual blocks."""
+    learning_rate: float = 3e-4
+    """AdamW learning rate of actor and critic."""
+    warmup_env_steps: int = 1_000
+    """Uniform-random transitions before learning starts."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BraxScoreConfig:
+    """Brax SAC's settings for the time-to-score race (Playground's DMC SAC config, resized)."""
+
+    num_envs: int = 32
+    """Parallel training environments."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    grad_updates_per_step: int = 1
+    """Gradient steps per vectorized env step."""
+    hidden_layer_sizes: tuple[int, ...] = (128, 128)
+    """Hidden layers of Brax's policy and Q MLPs."""
+    learning_rate: float = 1e-3
+    """Adam learning rate of policy and Q (Playground's DMC SAC config)."""
+    discounting: float = 0.99
+    """Discount factor."""
+    min_replay_size: int = 1_024
+    """Transitions collected before learning starts (prefill)."""
+    normalize_observations: bool = True
+    """Running observation normalisation (Playground's DMC SAC config)."""
+    q_network_layer_norm: bool = True
+    """LayerNorm in the Q MLP (Playground's DMC SAC config)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Brax SAC peer comparison: loop throughput and time-to-score."""
+
+    mode: tuple[str, ...] = ("peer", "time_to_score")
+    """Which measurements: peer | time_to_score."""
+    task: str = "dmc/cartpole-balance"
+    """Task (our registry name; its Playground env is what Brax trains on)."""
+    seed: int = 0
+    """Seed of both trainers."""
+    peer: PeerConfig = dataclasses.field(default_factory=PeerConfig)
+    """Throughput comparison settings."""
+    ours: OursScoreConfig = dataclasses.field(default_factory=OursScoreConfig)
+    """Our time-to-score settings."""
+    brax: BraxScoreConfig = dataclasses.field(default_factory=BraxScoreConfig)
+    """Brax's time-to-score settings."""
+    target: float = 900.0
+    """Deterministic eval return to reach."""
+    eval_every: int = 5_000
+    """Env steps between evals (both sides; rounded to whole epochs / Brax epochs)."""
+    eval_episodes: int = 16
+    """Deterministic eval episodes per eval (both sides, run in parallel)."""
+    max_env_steps: int = 200_000
+    """Env-step budget of each side in the race."""
+    wall_budget_s: float = 240.0
+    """Wall-clock budget of each side in the race (checked at every eval)."""
+    peer_target: float = 2.0
+    """Target of ours / Brax env-steps/s."""
+    score_target: float = 0.5
+    """Target of ours / Brax time-to-score."""
+    out: Path = RESULTS_DIR / "peer.jsonl"
+    """JSONL file the rows are appended to."""
+
+
+class CompileClock:
+    """Wall seconds JAX spends tracing, lowering and compiling, as a union of time spans.
+
+    Spans nest (a jit traced inside another's trace), so summing durations would double count.
+    """
+
+    EVENTS = (
+        "/jax/core/compile/jaxpr_trace_duration",
+        "/jax/core/compile/jaxpr_to_mlir_module_duration",
+        "/jax/core/compile/backend_compile_duration",
+    )
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[float, float]] = []
+        self.recording = False
+        jax.monitoring.register_event_time_span_listener(self._listen)
+
+    def _listen(self, event: str, start: float, end: float, **_) -> None:
+        if self.recording and event in self.EVENTS:
+            self.spans.append((start, end))
+
+    def start(self) -> None:
+        self.spans, self.recording = [], True
+
+    def stop(self) -> float:
+        """Stop recording; returns the seconds covered by the recorded spans."""
+        self.recording = False
+        total, reach = 0.0, -float("inf")
+        for start, end in sorted(self.spans):
+            if end > reach:
+                total += end - max(start, reach)
+                reach = end
+        return total
+
+
+def playground_env(task: str):
+    """The unbatched Playground env of our registry's ``task`` (``impl="jax"``)."""
+    from envs.mjx_backend import load_playground
+
+    return load_playground(envs.get_task(task).mjx_id, impl="jax")
+
+
+def brax_networks(hidden_layer_sizes: tuple[int, ...], q_layer_norm: bool):
+    """Brax SAC network factory with the given MLP sizes."""
+    from brax.training.agents.sac import networks as sac_networks
+
+    return functools.partial(sac_networks.make_sac_networks,
+                             hidden_layer_sizes=hidden_layer_sizes,
+                             q_network_layer_norm=q_layer_norm)
+
+
+def brax_parameter_counts(factory, obs_size: int, action_size: int) -> dict[str, int]:
+    """Parameter counts of Brax's SAC networks (``jax.eval_shape``, nothing allocated)."""
+    nets = factory(observation_size=obs_size, action_size=action_size)
+    key = jax.random.PRNGKey(0)
+
+    def count(network):
+        return sum(int(x.size) for x in jax.tree.leaves(jax.eval_shape(network.init, key)))
+
+    critic, actor = count(nets.q_network), count(nets.policy_network)
+    return dict(critic=critic, actor=actor, total=critic + actor)
+
+
+class _StopBrax(Exception):
+    """Raised from Brax's progress_fn to end training (target reached or wall budget spent)."""
+
+
+def run_brax(clock: CompileClock, task: str, seed: int, *, num_envs: int, batch_size: int,
+             grad_updates_per_step: int, hidden_layer_sizes: tuple[int, ...], num_timesteps: int,
+             num_evals: int, num_eval_envs: int, min_replay_size: int, learning_rate: float,
+             discounting: float, normalize_observations: bool, q_network_layer_norm: bool,
+             stop_at: float | None = None, wall_budget_s: float = float("inf")) -> dict:
+    """Run Brax SAC on the Playground env of ``task``; timestamps every eval.
+
+    Returns ``evals`` (one dict per eval: env steps, wall seconds since the start, return and
+    Brax's own cumulative training / eval seconds and epoch steps/s), ``wall_s``, ``compile_s``,
+    ``scored`` and the parameter counts. Stops early once an eval return >= ``stop_at`` or the
+    wall budget is spent.
+    """
+    from brax.training.agents.sac import train as brax_sac
+    from mujoco_playground import wrapper
+
+    evals: list[dict] = []
+    clock.start()
+    start = time.perf_counter()
+    env = playground_env(task)
+    factory = brax_networks(hidden_layer_sizes, q_network_layer_norm)
+
+    def progress(step: int, metrics: dict) -> None:
+        wall = time.perf_counter() - start
+        evals.append(dict(
+            env_steps=int(step), wall_s=wall, eval_return=float(metrics["eval/episode_reward"]),
+            train_s=float(metrics.get("training/walltime", 0.0)),
+            eval_s=float(metrics["eval/walltime"]),
+            epoch_steps_per_s=float(metrics.get("training/sps", float("nan"))),
+        ))
+        if (stop_at is not None and evals[-1]["eval_return"] >= stop_at) or wall > wall_budget_s:
+            raise _StopBrax
+
+    try:
+        brax_sac.train(
+            environment=env, num_timesteps=num_timesteps,
+            episode_length=int(env._config.episode_length),
+            wrap_env_fn=wrapper.wrap_for_brax_training, num_envs=num_envs,
+            num_eval_envs=num_eval_envs, learning_rate=learning_rate, discounting=discounting,
+            seed=seed, batch_size=batch_size, num_evals=num_evals,
+            normalize_observations=normalize_observations, min_replay_size=min_replay_size,
+            max_replay_size=num_timesteps, grad_updates_per_step=grad_updates_per_step,
+            deterministic_eval=True, network_factory=factory, progress_fn=progress,
+        )
+    except _StopBrax:
+        pass
+    wall = time.perf_counter() - start
+    compile_s = clock.stop()
+    scored = stop_at is not None and bool(evals) and evals[-1]["eval_return"] >= stop_at
+    return dict(evals=evals, wall_s=wall, compile_s=compile_s, scored=scored,
+                params=brax_parameter_counts(factory, env.observation_size, env.action_size))
+
+
+def ours_train_config(task: str, seed: int, *, num_envs: int, batch_size: int,
+                      updates_per_step: int, network: NetworkConfig, learning_rate: float,
+                      steps_per_epoch: int,
+                      total_env_steps: int, warmup_env_steps: int,
+                      eval_episodes: int) -> TrainConfig:
+    """A single-task, single-device ``TrainConfig`` of our trainer."""
+    cfg = TrainConfig(
+        env=EnvConfig(tasks=(task,), backend="mjx", envs_per_task=num_envs,
+                      eval_episodes=eval_episodes),
+        learner=LearnerConfig(network=network, actor_lr=learning_rate, critic_lr=learning_rate),
+        replay=ReplayConfig(capacity_per_task=max(total_env_steps, num_envs)),
+        mesh=MeshConfig(data=1, fsdp=1),
+        batch_size=batch_size,
+        updates_per_step=updates_per_step,
+        total_env_steps=total_env_steps,
+        warmup_env_steps=warmup_env_steps,
+        steps_per_epoch=steps_per_epoch,
+        eval_every=0,
+        checkpoint_every=0,
+        seed=seed,
+    )
+    train.validate(cfg)
+    return cfg
+
+
+def run_ours(clock: CompileClock, cfg: TrainConfig, max_epochs: int | None = None, *,
+             evaluate_every: int = 0,
+             stop_at: float | None = None, wall_budget_s: float = float("inf")) -> dict:
+    """Build, compile and run our loop (at most ``max_epochs`` epochs) from a thin host loop.
+
+    With ``evaluate_every`` > 0 the deterministic evaluator runs every that many epochs and the
+    loop stops once its return >= ``stop_at`` or the wall budget is spent. Returns per-epoch
+    seconds, ``evals`` (env steps, wall seconds since the start, return), ``wall_s``,
+    ``compile_s`` (JAX's compile spans), ``epoch_compile_s`` (ahead-of-time compile of the
+    epoch alone), the summed training and eval seconds and the parameter counts.
+    """
+    clock.start()
+    start = time.perf_counter()
+    env = envs.make(list(cfg.env.tasks), cfg.env.envs_per_task, backend=cfg.env.backend)
+    learner = make_learner(cfg.learner, env.obs_dim, env.action_dims)
+    derived = train.derive(cfg, env)
+    mesh = parallel.make_mesh(cfg.mesh)
+    state, shardings = train.init_sharded_state(cfg, learner, env, derived, mesh)
+    t = time.perf_counter()
+    epoch_fn = train.make_train_epoch(learner, env, cfg, derived, mesh, shardings)
+    epoch_fn = epoch_fn.lower(state).compile()
+    epoch_compile_s = time.perf_counter() - t
+    eval_fn = None
+    if evaluate_every:
+        eval_env = envs.make(list(cfg.env.tasks), cfg.env.eval_episodes, backend=cfg.env.backend)
+        eval_fn = jax.jit(functools.partial(evaluate, learner, eval_env,
+                                            num_steps=derived.max_episode_length))
+    eval_key = jax.random.PRNGKey(cfg.seed + 1)
+
+    epoch_s: list[float] = []
+    evals: list[dict] = []
+    eval_s = 0.0
+    scored = False
+    epochs = derived.epochs if max_epochs is None else min(max_epochs, derived.epochs)
+    for epoch in range(epochs):
+        t = time.perf_counter()
+        state, metrics = epoch_fn(state)
+        metrics = jax.device_get(metrics)
+        epoch_s.append(time.perf_counter() - t)
+        if not bool(metrics["params_finite"]):
+            raise FloatingPointError(f"ours: non-finite parameters after epoch {epoch}")
+        if eval_fn is None or (epoch + 1) % evaluate_every:
+            continue
+        t = time.perf_counter()
+        ev = jax.device_get(eval_fn(state.learner, jax.random.fold_in(eval_key, epoch)))
+        eval_s += time.perf_counter() - t
+        wall = time.perf_counter() - start
+        env_steps = (epoch + 1) * cfg.steps_per_epoch * cfg.env.envs_per_task
+        evals.append(dict(env_steps=env_steps, wall_s=wall,
+                          eval_return=float(np.mean(ev["return"]))))
+        scored = stop_at is not None and evals[-1]["eval_return"] >= stop_at
+        if scored or wall > wall_budget_s:
+            break
+    wall = time.perf_counter() - start
+    return dict(
+        epoch_s=epoch_s, evals=evals, wall_s=wall, compile_s=clock.stop(),
+        epoch_compile_s=epoch_compile_s, train_s=sum(epoch_s), eval_s=eval_s, scored=scored,
+        params=parameter_counts(cfg.learner.network, env.obs_dim, env.action_dim, 1),
+    )
+
+
+def measure_peer(cfg: Config, clock: CompileClock) -> None:
+    """Loop throughput of both trainers at matched sizes; one row, one summary line."""
+    p = cfg.peer
+    epoch_env_steps = p.steps_per_epoch * p.num_envs
+    total = (p.epochs + 1) * epoch_env_steps
+    warmup = max(p.batch_size, p.num_envs)  # ours: inside the first (untimed) epoch
+    if warmup >= epoch_env_steps:
+        raise ValueError(f"peer: warm-up {warmup} must fit in one epoch ({epoch_env_steps} steps)")
+    network = NetworkConfig(critic_width=p.width, critic_depth=p.depth, actor_width=p.width,
+                            actor_depth=p.depth)
+    train_cfg = ours_train_config(
+        cfg.task, cfg.seed, num_envs=p.num_envs, batch_size=p.batch_size,
+        updates_per_step=p.updates_per_step, network=network,
+        learning_rate=LearnerConfig().critic_lr, steps_per_epoch=p.steps_per_epoch,
+        total_env_steps=total, warmup_env_steps=warmup, eval_episodes=0,
+    )
+    ours = run_ours(clock, train_cfg, max_epochs=p.epochs + 1)
+    ours_steady = statistics.median(ours["epoch_s"][1:])
+    ours_sps = epoch_env_steps / ours_steady
+
+    # Brax: one prefill of ``warmup`` transitions, then p.epochs + 1 epochs of exactly
+    # p.steps_per_epoch vectorized steps (an eval after each: num_eval_envs kept small).
+    hidden = (p.width,) * (1 + 2 * p.depth)
+    brax = run_brax(
+        clock, cfg.task, cfg.seed, num_envs=p.num_envs, batch_size=p.batch_size,
+        grad_updates_per_step=p.updates_per_step, hidden_layer_sizes=hidden,
+        num_timesteps=warmup + total, num_evals=p.epochs + 2, num_eval_envs=1,
+        min_replay_size=warmup, learning_rate=cfg.brax.learning_rate,
+        discounting=cfg.brax.discounting, normalize_observations=cfg.brax.normalize_observations,
+        q_network_layer_norm=True,
+    )
+    epochs = [e for e in brax["evals"] if e["env_steps"] > 0]  # the first eval precedes training
+    brax_sps = statistics.median(e["epoch_steps_per_s"] for e in epochs[1:])
+    ratio = ours_sps / brax_sps
+    config = dict(
+        task=cfg.task, num_envs=p.num_envs, batch_size=p.batch_size,
+        updates_per_step=p.updates_per_step, steps_per_epoch=p.steps_per_epoch,
+        timed_epochs=p.epochs,
+        ours=dict(network=dataclasses.asdict(network), warmup_env_steps=warmup),
+        brax=dict(hidden_layer_sizes=hidden, q_network_layer_norm=True, min_replay_size=warmup,
+                  learning_rate=cfg.brax.learning_rate,
+                  normalize_observations=cfg.brax.normalize_observations),
+    )
+    row = dict(
+        row_header("peer"), config=config,
+        ours=dict(compile_s=ours["compile_s"], epoch_compile_s=ours["epoch_compile_s"],
+                  steady_s=ours_steady, epoch_s=ours["epoch_s"], env_steps_per_s=ours_sps,
+                  updates_per_s=ours_sps / p.num_envs * p.updates_per_step,
+                  wall_s=ours["wall_s"], params=ours["params"]),
+        brax=dict(compile_s=brax["compile_s"], steady_s=epoch_env_steps / brax_sps,
+                  epoch_steps_per_s=[e["epoch_steps_per_s"] for e in epochs],
+                  env_steps_per_s=brax_sps,
+                  updates_per_s=brax_sps / p.num_envs * p.updates_per_step,
+                  wall_s=brax["wall_s"], params=brax["params"]),
+        ratio=ratio, target=cfg.peer_target,
+    )
+    append_row(cfg.out, row)
+    print(f"peer {cfg.task} {p.num_envs} envs, batch {p.batch_size}, "
+          f"{p.updates_per_step} upd/step, "
+          f"width {p.width}: ours {ours_sps:.0f} env-steps/s (compile {ours['compile_s']:.1f} s), "
+          f"Brax SAC {brax_sps:.0f} env-steps/s (compile {brax['compile_s']:.1f} s), ours/Brax "
+          f"{ratio:.2f} (target >= {cfg.peer_target:g}) "
+          f"{'MET' if ratio >= cfg.peer_target else 'MISSED'}", flush=True)
+
+
+def _first_score(evals: list[dict], target: float) -> dict | None:
+    return next((e for e in evals if e["eval_return"] >= target), None)
+
+
+def measure_time_to_score(cfg: Config, clock: CompileClock) -> None:
+    """Wall-clock to the target eval return, ours vs Brax SAC; one row, one summary line."""
+    o, b = cfg.ours, cfg.brax
+    steps_per_epoch = max(1, round(cfg.eval_every / o.num_envs))
+    network = NetworkConfig(critic_width=o.critic_width, critic_depth=o.critic_depth,
+                            actor_width=o.actor_width, actor_depth=o.actor_depth)
+    train_cfg = ours_train_config(
+        cfg.task, cfg.seed, num_envs=o.num_envs, batch_size=o.batch_size,
+        updates_per_step=o.updates_per_step, network=network, learning_rate=o.learning_rate,
+        steps_per_epoch=steps_per_epoch,
+        total_env_steps=cfg.max_env_steps, warmup_env_steps=o.warmup_env_steps,
+        eval_episodes=cfg.eval_episodes,
+    )
+    ours = run_ours(clock, train_cfg, evaluate_every=1, stop_at=cfg.target,
+                    wall_budget_s=cfg.wall_budget_s)
+    ours_hit = _first_score(ours["evals"], cfg.target)
+    print(f"time-to-score ours: {_describe(ours, ours_hit)}", flush=True)
+
+    brax = run_brax(
+        clock, cfg.task, cfg.seed, num_envs=b.num_envs, batch_size=b.batch_size,
+        grad_updates_per_step=b.grad_updates_per_step, hidden_layer_sizes=b.hidden_layer_sizes,
+        num_timesteps=cfg.max_env_steps, num_evals=cfg.max_env_steps // cfg.eval_every + 1,
+        num_eval_envs=cfg.eval_episodes, min_replay_size=b.min_replay_size,
+        learning_rate=b.learning_rate, discounting=b.discounting,
+        normalize_observations=b.normalize_observations,
+        q_network_layer_norm=b.q_network_layer_norm, stop_at=cfg.target,
+        wall_budget_s=cfg.wall_budget_s,
+    )
+    brax_hit = _first_score(brax["evals"], cfg.target)
+    print(f"time-to-score Brax: {_describe(brax, brax_hit)}", flush=True)
+
+    ratio = ours_hit["wall_s"] / brax_hit["wall_s"] if ours_hit and brax_hit else None
+    last_brax = brax["evals"][-1] if brax["evals"] else {}
+    config = dict(
+        task=cfg.task, target=cfg.target, eval_every=cfg.eval_every,
+        eval_episodes=cfg.eval_episodes, max_env_steps=cfg.max_env_steps,
+        wall_budget_s=cfg.wall_budget_s, ours=dataclasses.asdict(o),
+        ours_steps_per_epoch=steps_per_epoch, brax=dataclasses.asdict(b),
+    )
+    row = dict(
+        row_header("time_to_score"), config=config,
+        ours=dict(time_to_score_s=ours_hit and ours_hit["wall_s"],
+                  env_steps_to_score=ours_hit and ours_hit["env_steps"],
+                  compile_s=ours["compile_s"], epoch_compile_s=ours["epoch_compile_s"],
+                  steady_s=ours["train_s"], eval_s=ours["eval_s"], wall_s=ours["wall_s"],
+                  evals=ours["evals"], params=ours["params"]),
+        brax=dict(time_to_score_s=brax_hit and brax_hit["wall_s"],
+                  env_steps_to_score=brax_hit and brax_hit["env_steps"],
+                  compile_s=brax["compile_s"], steady_s=last_brax.get("train_s"),
+                  eval_s=last_brax.get("eval_s"), wall_s=brax["wall_s"], evals=brax["evals"],
+                  params=brax["params"]),
+        ratio=ratio, target=cfg.score_target,
+    )
+    append_row(cfg.out, row)
+    verdict = "n/a (one side did not score)" if ratio is None else (
+        f"{ratio:.2f} (target <= {cfg.score_target:g}) "
+        f"{'MET' if ratio <= cfg.score_target else 'MISSED'}")
+    print(f"time-to-score {cfg.task} >= {cfg.target:g}: ours "
+          f"{_seconds(ours_hit)}, Brax SAC {_seconds(brax_hit)}, ours/Brax {verdict}", flush=True)
+
+
+def _seconds(hit: dict | None) -> str:
+    return "not reached" if hit is None else f"{hit['wall_s']:.1f} s ({hit['env_steps']} steps)"
+
+
+def _describe(result: dict, hit: dict | None) -> str:
+    best = max((e["eval_return"] for e in result["evals"]), default=float("nan"))
+    return (f"{_seconds(hit)}, best return {best:.0f}, wall {result['wall_s']:.1f} s, compile "
+            f"{result['compile_s']:.1f} s, {len(result['evals'])} evals")
+
+
+def main(cfg: Config) -> None:
+    unknown = set(cfg.mode) - {"peer", "time_to_score"}
+    if unknown:
+        raise ValueError(f"unknown mode(s) {sorted(unknown)}; expected peer | time_to_score")
+    clock = CompileClock()
+    if "peer" in cfg.mode:
+        measure_peer(cfg, clock)
+    if "time_to_score" in cfg.mode:
+        measure_time_to_score(cfg, clock)
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Config))
