@@ -99,7 +99,6 @@ def preset_memory_rows(args: InfoArgs):
     import functools
 
     import jax
-    import jax.numpy as jnp
 
     from brc_mjx import parallel, replay
     from brc_mjx.config import LearnerConfig, MeshConfig
@@ -120,16 +119,7 @@ def preset_memory_rows(args: InfoArgs):
         columns += ["xla args", "xla temp", "xla total"]
     for column in columns:
         table.add_column(column, justify="right")
-    f32 = jnp.float32
-    example = replay.Transition(
-        obs=jax.ShapeDtypeStruct((args.obs_dim,), f32),
-        action=jax.ShapeDtypeStruct((args.action_dim,), f32),
-        reward=jax.ShapeDtypeStruct((), f32),
-        next_obs=jax.ShapeDtypeStruct((args.obs_dim,), f32),
-        terminated=jax.ShapeDtypeStruct((), jnp.bool_),
-        truncated=jax.ShapeDtypeStruct((), jnp.bool_),
-        task_id=jax.ShapeDtypeStruct((), jnp.int32),
-    )
+    example = replay.example_transition(args.obs_dim, args.action_dim)
     replay_per_device = replay.memory_bytes(
         example, args.num_tasks, args.replay_capacity, OBS_DTYPES[args.replay_obs_dtype]
     ) // args.data

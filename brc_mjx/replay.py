@@ -100,6 +100,20 @@ class ReplayState:
         return self.data.reward.shape[1]
 
 
+def example_transition(obs_dim: int, action_dim: int) -> Transition:
+    """Shapes and dtypes of one unbatched transition (``jax.ShapeDtypeStruct`` leaves)."""
+    f32 = jnp.float32
+    return Transition(
+        obs=jax.ShapeDtypeStruct((obs_dim,), f32),
+        action=jax.ShapeDtypeStruct((action_dim,), f32),
+        reward=jax.ShapeDtypeStruct((), f32),
+        next_obs=jax.ShapeDtypeStruct((obs_dim,), f32),
+        terminated=jax.ShapeDtypeStruct((), jnp.bool_),
+        truncated=jax.ShapeDtypeStruct((), jnp.bool_),
+        task_id=jax.ShapeDtypeStruct((), jnp.int32),
+    )
+
+
 def _field_names() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(Transition))
 

@@ -121,16 +121,7 @@ def derive(cfg: TrainConfig, env) -> Derived:
 
 def example_transition(env) -> replay_lib.Transition:
     """One unbatched transition's shapes and dtypes, from the env's sizes."""
-    f32 = jnp.float32
-    return replay_lib.Transition(
-        obs=jax.ShapeDtypeStruct((env.obs_dim,), f32),
-        action=jax.ShapeDtypeStruct((env.action_dim,), f32),
-        reward=jax.ShapeDtypeStruct((), f32),
-        next_obs=jax.ShapeDtypeStruct((env.obs_dim,), f32),
-        terminated=jax.ShapeDtypeStruct((), jnp.bool_),
-        truncated=jax.ShapeDtypeStruct((), jnp.bool_),
-        task_id=jax.ShapeDtypeStruct((), jnp.int32),
-    )
+    return replay_lib.example_transition(env.obs_dim, env.action_dim)
 
 
 def replay_bytes(cfg: TrainConfig, env) -> int:

@@ -222,7 +222,7 @@ if any(t.suite == "metaworld" for t in TASKS.values()):
     SUITES["metaworld-mt50"] = tuple(t.name for t in TASKS.values() if t.suite == "metaworld")
 
 
-class UnknownTaskError(KeyError):
+class UnknownTaskError(KeyError, ValueError):
     """An unknown task or suite name; prints as one plain line."""
 
     def __str__(self) -> str:

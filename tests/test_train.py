@@ -169,3 +169,22 @@ def test_checkpoint_round_trips_zero_size_leaves_and_typed_keys(tmp_path):
     np.testing.assert_array_equal(np.asarray(restored["x"]), np.arange(4.0))
     np.testing.assert_array_equal(jax.random.key_data(restored["key"]),
                                   jax.random.key_data(state["key"]))
+
+
+def test_cli_fails_in_one_line_before_building_anything(capsys):
+    from brc_mjx.cli import train_main
+
+    assert train_main(["--env.tasks", "dmc/cartpole-balanse"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did you mean dmc/cartpole-balance" in err[0]
+    assert train_main(["--warmup-env-steps", "400000"]) == 1
+    assert "warmup_env_steps (400000) must be shorter" in capsys.readouterr().err
+
+
+def test_brc_info_prints_exact_counts(capsys):
+    from brc_mjx.cli import info_main
+
+    info_main(["--presets", "brc-1m", "--obs-dim", "5", "--action-dim", "1", "--num-tasks", "1"])
+    out = capsys.readouterr().out
+    # spec formula: 4 * 512^2 + (6 + 116) * 512 + 101 = 1,048,576 + 62,464 + 101 = 1,111,141
+    assert "1,111,141" in out
