@@ -149,6 +149,8 @@ def initialize_distributed() -> None:
     """
     import os
 
+    # CPU-only multi-process runs (and tests) need a CPU collectives backend; GPUs/TPUs ignore it.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     env = os.environ
     address = env.get("COORDINATOR_ADDRESS")
     if address is None and "MASTER_ADDR" in env:
