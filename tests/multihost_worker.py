@@ -1,6 +1,5 @@
 """One process of the 2-process CPU run of tests/test_multihost.py (not collected by pytest)."""
 
-import dataclasses
 import json
 import os
 import sys
