@@ -86,6 +86,32 @@ def loop_table(rows) -> str:
     return "\n".join(lines)
 
 
+def _time_to(side: dict, target: float) -> str:
+    t = side.get("time_to_score_s")
+    return "not reached" if t is None else f"{t:.1f} s to {target:g}"
+
+
+def peer_table(rows) -> str:
+    lines = ["| device | benchmark | task | ours | Brax SAC | ratio ours/Brax | target | "
+             "compile s (ours / Brax) | commit |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in sorted(rows, key=lambda r: (r["device"], r["benchmark"], r["time"])):
+        ours, brax, task = r["ours"], r["brax"], r["config"]["task"]
+        if r["benchmark"] == "peer":
+            figures = (f"{ours['env_steps_per_s']:,.0f} env-steps/s",
+                       f"{brax['env_steps_per_s']:,.0f} env-steps/s", f">= {r['target']}")
+        else:
+            target = r["config"]["target"]
+            upd = r["config"]["brax"].get("grad_updates_per_step", "?")
+            figures = (_time_to(ours, target), f"{_time_to(brax, target)} ({upd} upd/step)",
+                       f"<= {r['target']}")
+        ratio = "-" if r.get("ratio") is None else f"{r['ratio']:.2f}"
+        lines.append(f"| {r['device']} | {r['benchmark']} | {task} | {figures[0]} | "
+                     f"{figures[1]} | {ratio} | {figures[2]} | {ours['compile_s']:.1f} / "
+                     f"{brax['compile_s']:.1f} | {_commit(r)} |")
+    return "\n".join(lines)
+
+
 def plot(env_rows, learning_rows) -> list[Path]:
     import matplotlib
 
@@ -140,11 +166,12 @@ def replace_section(text: str, name: str, body: str) -> str:
 
 def main() -> None:
     env_rows, learning_rows = load("env_only"), load("learning")
-    loop_rows = load("loop")
+    loop_rows, peer_rows = load("loop"), load("peer")
     text = README.read_text()
     text = replace_section(text, "env_only", env_only_table(env_rows))
     text = replace_section(text, "learning", learning_table(learning_rows))
     text = replace_section(text, "loop", loop_table(loop_rows))
+    text = replace_section(text, "peer", peer_table(peer_rows))
     README.write_text(text)
     for path in plot(env_rows, learning_rows):
         print(f"wrote {path}")
