@@ -23,9 +23,8 @@ import tyro
 import envs
 from benchmarks.common import RESULTS_DIR, append_row, row_header
 from benchmarks.env_only import time_env
-from brc_mjx import parallel, train
+from brc_mjx import train
 from brc_mjx.config import EnvConfig, LearnerConfig, MeshConfig, NetworkConfig, TrainConfig
-from brc_mjx.learner import make_learner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,14 +65,9 @@ def time_loop(cfg: Config, env, updates_per_step: int) -> dict:
         steps_per_epoch=cfg.steps,
     )
     train.validate(train_cfg)
-    learner = make_learner(train_cfg.learner, env.obs_dim, env.action_dims)
-    derived = train.derive(train_cfg, env)
-    mesh = parallel.make_mesh(train_cfg.mesh)
-    state, shardings = train.init_sharded_state(train_cfg, learner, env, derived, mesh)
-    start = time.perf_counter()
-    epoch = train.make_train_epoch(learner, env, train_cfg, derived, mesh, shardings)
-    epoch = epoch.lower(state).compile()
-    compile_s = time.perf_counter() - start
+    program = train.build(train_cfg, env)
+    state = train.init_sharded_state(train_cfg, env, program)
+    epoch, compile_s = train.compile_epoch(train_cfg, env, program, state)
     state, _ = jax.block_until_ready(epoch(state))  # warm-up (also fills some replay)
     best = float("inf")
     for _ in range(2):

@@ -42,7 +42,7 @@ import tyro
 
 import envs
 from benchmarks.common import RESULTS_DIR, append_row, row_header
-from brc_mjx import parallel, train
+from brc_mjx import train
 from brc_mjx.acting import evaluate
 from brc_mjx.config import (
     EnvConfig,
@@ -52,7 +52,6 @@ from brc_mjx.config import (
     ReplayConfig,
     TrainConfig,
 )
-from brc_mjx.learner import make_learner
 from configs.models import parameter_counts
 
 
@@ -320,14 +319,10 @@ def run_ours(clock: CompileClock, cfg: TrainConfig, max_epochs: int | None = Non
     clock.start()
     start = time.perf_counter()
     env = envs.make(list(cfg.env.tasks), cfg.env.envs_per_task, backend=cfg.env.backend)
-    learner = make_learner(cfg.learner, env.obs_dim, env.action_dims)
-    derived = train.derive(cfg, env)
-    mesh = parallel.make_mesh(cfg.mesh)
-    state, shardings = train.init_sharded_state(cfg, learner, env, derived, mesh)
-    t = time.perf_counter()
-    epoch_fn = train.make_train_epoch(learner, env, cfg, derived, mesh, shardings)
-    epoch_fn = epoch_fn.lower(state).compile()
-    epoch_compile_s = time.perf_counter() - t
+    program = train.build(cfg, env)
+    learner, derived = program.learner, program.derived
+    state = train.init_sharded_state(cfg, env, program)
+    epoch_fn, epoch_compile_s = train.compile_epoch(cfg, env, program, state)
     eval_fn = None
     if evaluate_every:
         eval_env = envs.make(list(cfg.env.tasks), cfg.env.eval_episodes, backend=cfg.env.backend)

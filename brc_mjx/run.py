@@ -20,7 +20,6 @@ import numpy as np
 from brc_mjx import checkpoint, parallel, train
 from brc_mjx.acting import evaluate
 from brc_mjx.config import TrainConfig
-from brc_mjx.learner import make_learner
 from brc_mjx.logger import Logger, run_metadata
 
 
@@ -70,8 +69,8 @@ def run(
         parallel.initialize_distributed()
     train.validate(cfg)
     env, eval_env = env_factory(cfg)
-    learner = make_learner(cfg.learner, env.obs_dim, env.action_dims)
-    derived = train.derive(cfg, env)
+    program = train.build(cfg, env)
+    learner, derived = program.learner, program.derived
     needed = train.replay_bytes(cfg, env)
     os.makedirs(cfg.run_dir, exist_ok=True)
     lead = jax.process_index() == 0  # only process 0 logs and writes run metadata
@@ -94,24 +93,17 @@ def run(
 
     manager = checkpoint.make_manager(os.path.join(cfg.run_dir, "checkpoints"),
                                       cfg.keep_checkpoints)
-    mesh = parallel.make_mesh(cfg.mesh)
-    init = functools.partial(train.init_train_state, cfg, learner, env, derived)
-    abstract_state = jax.eval_shape(init)
-    shardings = parallel.state_shardings(abstract_state, mesh, cfg.mesh, env.num_envs)
     state = None
     if cfg.resume:
         target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                              abstract_state, shardings)
+                              program.abstract_state, program.shardings)
         step, state = checkpoint.restore_latest(manager, target)
         if state is not None:
             logger.console(f"resumed from checkpoint at epoch {step}")
     if state is None:
-        state = jax.jit(init, out_shardings=shardings)()
+        state = train.init_sharded_state(cfg, env, program)
 
-    t0 = time.perf_counter()
-    epoch_fn = train.make_train_epoch(learner, env, cfg, derived, mesh, shardings)
-    epoch_fn = epoch_fn.lower(state).compile()
-    compile_s = time.perf_counter() - t0
+    epoch_fn, compile_s = train.compile_epoch(cfg, env, program, state)
     eval_fn = None
     if eval_env is not None:
         eval_fn = jax.jit(functools.partial(evaluate, learner, eval_env,

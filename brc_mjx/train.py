@@ -15,17 +15,20 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import time
+from typing import NamedTuple
 
 import flax.struct
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
 
 from brc_mjx import normalizer, parallel
 from brc_mjx import replay as replay_lib
 from brc_mjx.acting import actor_step
 from brc_mjx.config import TrainConfig
 from brc_mjx.config import validate as validate_learner
-from brc_mjx.learner import Learner, LearnerState, sgd_step
+from brc_mjx.learner import Learner, LearnerState, make_learner, sgd_step
 from brc_mjx.learner import init_state as init_learner_state
 
 OBS_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -259,11 +262,36 @@ def make_train_epoch(learner: Learner, env, cfg: TrainConfig, derived: Derived,
                    out_shardings=(shardings, parallel.replicated(mesh)), donate_argnums=0)
 
 
-def init_sharded_state(cfg: TrainConfig, learner: Learner, env, derived: Derived, mesh):
-    """Build the initial state directly in its shardings (never whole on one device).
+class Program(NamedTuple):
+    """The static parts of a run, built once from (config, env) by :func:`build`."""
 
-    Returns ``(state, shardings)``.
-    """
-    init = functools.partial(init_train_state, cfg, learner, env, derived)
-    shardings = parallel.state_shardings(jax.eval_shape(init), mesh, cfg.mesh, env.num_envs)
-    return jax.jit(init, out_shardings=shardings)(), shardings
+    learner: Learner
+    derived: Derived
+    mesh: Mesh
+    abstract_state: TrainState  # jax.ShapeDtypeStruct leaves
+    shardings: TrainState  # a NamedSharding per leaf
+
+
+def build(cfg: TrainConfig, env) -> Program:
+    """Learner, derived sizes, mesh and the state's shardings (nothing is allocated)."""
+    learner = make_learner(cfg.learner, env.obs_dim, env.action_dims)
+    derived = derive(cfg, env)
+    mesh = parallel.make_mesh(cfg.mesh)
+    abstract = jax.eval_shape(functools.partial(init_train_state, cfg, learner, env, derived))
+    shardings = parallel.state_shardings(abstract, mesh, cfg.mesh, env.num_envs)
+    return Program(learner, derived, mesh, abstract, shardings)
+
+
+def init_sharded_state(cfg: TrainConfig, env, program: Program) -> TrainState:
+    """The initial state, built directly in its shardings (never whole on one device)."""
+    init = functools.partial(init_train_state, cfg, program.learner, env, program.derived)
+    return jax.jit(init, out_shardings=program.shardings)()
+
+
+def compile_epoch(cfg: TrainConfig, env, program: Program, state: TrainState):
+    """Compile the sharded epoch ahead of time for ``state``; returns ``(epoch_fn, seconds)``."""
+    start = time.perf_counter()
+    epoch = make_train_epoch(program.learner, env, cfg, program.derived, program.mesh,
+                             program.shardings)
+    epoch = epoch.lower(state).compile()
+    return epoch, time.perf_counter() - start

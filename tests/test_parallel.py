@@ -28,11 +28,9 @@ def _run_epochs(data, fsdp, epochs=2):
     cfg = tiny_config("/tmp/unused", mesh=_mesh_config(data, fsdp), batch_size=32,
                       warmup_env_steps=40)
     cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, envs_per_task=4))
-    learner = make_learner(cfg.learner, env.obs_dim, env.action_dims)
-    derived = train.derive(cfg, env)
-    mesh = parallel.make_mesh(cfg.mesh)
-    state, shardings = train.init_sharded_state(cfg, learner, env, derived, mesh)
-    epoch = train.make_train_epoch(learner, env, cfg, derived, mesh, shardings)
+    program = train.build(cfg, env)
+    state = train.init_sharded_state(cfg, env, program)
+    epoch, _ = train.compile_epoch(cfg, env, program, state)
     for _ in range(epochs):
         state, metrics = epoch(state)
     assert float(metrics["updates"]) > 0
@@ -117,14 +115,9 @@ def test_checkpoint_restores_across_meshes(tmp_path, save_mesh, restore_mesh):
     env = ToyEnv(envs_per_task=4)
     cfg = tiny_config("/tmp/unused", mesh=_mesh_config(*restore_mesh))
     cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, envs_per_task=4))
-    learner = make_learner(cfg.learner, env.obs_dim, env.action_dims)
-    derived = train.derive(cfg, env)
-    mesh = parallel.make_mesh(cfg.mesh)
-    init = functools.partial(train.init_train_state, cfg, learner, env, derived)
-    abstract = jax.eval_shape(init)
-    shardings = parallel.state_shardings(abstract, mesh, cfg.mesh, env.num_envs)
+    program = train.build(cfg, env)
     target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                          abstract, shardings)
+                          program.abstract_state, program.shardings)
     step, restored = checkpoint.restore_latest(manager, target)
     assert step == 1
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
