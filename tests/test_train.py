@@ -147,8 +147,11 @@ def test_learns_the_toy_task(tmp_path):
     cfg = tiny_config(tmp_path / "learn", total_env_steps=3000, warmup_env_steps=200,
                       eval_every=1000)
     result = run_lib.run(cfg, env_factory=lambda c: (ToyEnv(), ToyEnv(envs_per_task=4)))
-    # Random play scores ~1-2 per 12-step episode; a learned policy holds x near the target.
-    assert result["eval/mean_return"] > 8.0, result["eval/mean_return"]
+    # Measured baselines over 64 episodes: uniform random actions score 6.2 (task 0) and 1.2
+    # (task 1), zero actions 8.1 and 0.4; holding x at the target scores about 9.8 and 7.7
+    # (the uncontrolled coordinates decay to 0 and cost 0.18 / 0.36 per step).
+    assert result["eval/toy/task1/return"] > 5.0, result["eval/toy/task1/return"]
+    assert result["eval/mean_return"] > 7.0, result["eval/mean_return"]
 
 
 def test_profile_writes_a_trace(tmp_path):
