@@ -63,10 +63,11 @@ def actor_step(
     key_policy, key_random = jax.random.split(key)
     action_mask = jnp.asarray(env.action_mask)  # (num_envs, action_dim)
     with jax.named_scope("act"):
-        action = jnp.where(
+        # cond, not where: only the action that is used gets computed.
+        action = jax.lax.cond(
             warmup,
-            random_action(key_random, action_mask),
-            policy_action(
+            lambda: random_action(key_random, action_mask),
+            lambda: policy_action(
                 learner, learner_state, env_state.obs, env_state.task_id, action_mask, key_policy
             ),
         )

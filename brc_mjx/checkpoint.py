@@ -120,11 +120,3 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state):
     if steps:
         raise RuntimeError("no readable checkpoint: " + "; ".join(errors))
     return None, None
-
-
-def abstract(state):
-    """``jax.ShapeDtypeStruct`` tree of a concrete state, keeping shardings."""
-    return jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=getattr(x, "sharding", None)),
-        state,
-    )

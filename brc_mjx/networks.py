@@ -196,20 +196,6 @@ def init_params(nets: Networks, key: jax.Array, obs_dim: int, action_dim: int):
     return critic_params, actor_params
 
 
-def critic_input_dim(cfg: NetworkConfig, obs_dim: int, action_dim: int, num_tasks: int) -> int:
-    """d_in of the critic: obs + action (+ embedding in multi-task mode)."""
-    return obs_dim + action_dim + (cfg.embedding_dim if num_tasks > 1 else 0)
-
-
-def critic_member_params_formula(width: int, d_in: int, depth: int = 2, num_atoms: int = 101):
-    """Closed-form parameter count of one critic member.
-
-    At depth 2 and 101 atoms this is the spec's ``P(W) = 4 W^2 + (d_in + 116) W + 101``.
-    """
-    trunk = d_in * width + width + 2 * width + depth * (2 * (width * width + width) + 4 * width)
-    return trunk + width * num_atoms + num_atoms
-
-
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 

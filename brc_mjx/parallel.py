@@ -81,6 +81,13 @@ def _top_name(path) -> str:
     return getattr(entry, "name", getattr(entry, "key", str(entry)))
 
 
+def _learner_spec(path, shape, num_envs: int, mesh: Mesh, cfg: MeshConfig) -> P:
+    """Normaliser windows split along data; params, AdamW moments and target by param_spec."""
+    if _top_name(path) == "normalizer":
+        return _data_spec(shape, 0, mesh.shape[DATA]) if shape[:1] == (num_envs,) else P()
+    return param_spec(shape, mesh.shape[FSDP], cfg.min_shard_size)
+
+
 def state_shardings(abstract_state, mesh: Mesh, cfg: MeshConfig, num_envs: int):
     """``NamedSharding`` for every leaf of a ``TrainState`` (abstract or concrete).
 
@@ -88,17 +95,17 @@ def state_shardings(abstract_state, mesh: Mesh, cfg: MeshConfig, num_envs: int):
     leaves whose leading dim is ``num_envs`` split along data; learner leaves (params, AdamW
     moments, target) by :func:`param_spec`; the rest replicated.
     """
-    data, fsdp = mesh.shape[DATA], mesh.shape[FSDP]
+    data = mesh.shape[DATA]
 
     def rule(path, leaf) -> NamedSharding:
         shape = tuple(np.shape(leaf))
         top = _top_name(path)
         if top == "replay":
             spec = _data_spec(shape, 1, data) if len(shape) >= 2 else P()
-        elif top == "env" or (top == "learner" and _top_name(path[1:]) == "normalizer"):
+        elif top == "env":
             spec = _data_spec(shape, 0, data) if shape[:1] == (num_envs,) else P()
         elif top == "learner":
-            spec = param_spec(shape, fsdp, cfg.min_shard_size)
+            spec = _learner_spec(path[1:], shape, num_envs, mesh, cfg)
         else:
             spec = P()
         return NamedSharding(mesh, spec)
@@ -107,16 +114,13 @@ def state_shardings(abstract_state, mesh: Mesh, cfg: MeshConfig, num_envs: int):
 
 
 def learner_shardings(abstract_learner_state, mesh: Mesh, cfg: MeshConfig):
-    """Shardings of a bare ``LearnerState`` (params by :func:`param_spec`, normaliser on data)."""
-    data, fsdp = mesh.shape[DATA], mesh.shape[FSDP]
-
-    def rule(path, leaf) -> NamedSharding:
-        shape = tuple(np.shape(leaf))
-        if _top_name(path) == "normalizer":
-            return NamedSharding(mesh, _data_spec(shape, 0, data) if len(shape) else P())
-        return NamedSharding(mesh, param_spec(shape, fsdp, cfg.min_shard_size))
-
-    return jax.tree_util.tree_map_with_path(rule, abstract_learner_state)
+    """Shardings of a bare ``LearnerState``, by the same rules as its part of a ``TrainState``."""
+    num_envs = abstract_learner_state.normalizer.length.shape[0]
+    return jax.tree_util.tree_map_with_path(
+        lambda path, leaf: NamedSharding(
+            mesh, _learner_spec(path, tuple(np.shape(leaf)), num_envs, mesh, cfg)),
+        abstract_learner_state,
+    )
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -157,8 +156,3 @@ def run(
     result["state"] = state
     result["epochs_done"] = stop_epoch
     return result
-
-
-def steps_to_epochs(cfg: TrainConfig, env_steps: int) -> int:
-    """Whole epochs covering ``env_steps`` transitions per task."""
-    return math.ceil(env_steps / (cfg.steps_per_epoch * cfg.env.envs_per_task))
