@@ -5,7 +5,10 @@
 
 *collection*: our compiled epoch with ``updates_per_step=0`` and no warm-up, i.e. policy inference
 + env step + replay insert + normaliser update, against the bare ``jit(scan(env.step))`` of the
-same env and batch (random actions). Target: collection >= 90 % of env-only.
+same env and batch (random actions). Target: collection >= 90 % of env-only. The row also holds
+the *ceiling* of that ratio for this actor: env step time plus the policy's FLOPs (XLA's count)
+at the device's measured dense-matmul FLOP/s, with zero cost for everything else. Where the
+ceiling is below the target, the policy forward itself costs more than 10 % of an env step.
 *end_to_end*: the full epoch (acting, replay, ``updates_per_step`` sgd steps of ``batch_size``)
 on the same env: env-steps/s and updates/s, compile time apart.
 Rows go to ``benchmarks/results/loop.jsonl``.
@@ -14,16 +17,20 @@ Rows go to ``benchmarks/results/loop.jsonl``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import tyro
 
 import envs
 from benchmarks.common import RESULTS_DIR, append_row, row_header
 from benchmarks.env_only import time_env
+from benchmarks.learning import matmul_flops_per_s
 from brc_mjx import train
+from brc_mjx.acting import policy_action
 from brc_mjx.config import EnvConfig, LearnerConfig, MeshConfig, NetworkConfig, TrainConfig
 
 
@@ -51,6 +58,17 @@ class Config:
     """JSONL file the rows are appended to."""
 
 
+def policy_flops(program, state) -> float:
+    """XLA's FLOP count of one sampled policy action for every env of the batch."""
+    learner, env_state = program.learner, state.env
+    mask = jnp.ones((env_state.obs.shape[0], learner.action_dim), jnp.float32)
+    fn = functools.partial(policy_action, learner)
+    cost = jax.jit(fn).lower(state.learner, env_state.obs, env_state.task_id, mask,
+                             jax.random.key(0)).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost.get("flops", 0.0))
+
+
 def time_loop(cfg: Config, env, updates_per_step: int) -> dict:
     """Compile and time one epoch of our loop on ``env``; returns timings and rates."""
     e = env.num_envs // env.num_tasks
@@ -67,6 +85,7 @@ def time_loop(cfg: Config, env, updates_per_step: int) -> dict:
     train.validate(train_cfg)
     program = train.build(train_cfg, env)
     state = train.init_sharded_state(train_cfg, env, program)
+    flops = policy_flops(program, state)
     epoch, compile_s = train.compile_epoch(train_cfg, env, program, state)
     state, _ = jax.block_until_ready(epoch(state))  # warm-up (also fills some replay)
     best = float("inf")
@@ -76,7 +95,8 @@ def time_loop(cfg: Config, env, updates_per_step: int) -> dict:
         best = min(best, time.perf_counter() - start)
     updates = float(metrics["updates"])
     return dict(compile_s=compile_s, steady_s=best,
-                env_steps_per_s=cfg.steps * env.num_envs / best, updates_per_s=updates / best)
+                env_steps_per_s=cfg.steps * env.num_envs / best, updates_per_s=updates / best,
+                policy_flops_per_vector_step=flops)
 
 
 def main(cfg: Config) -> None:
@@ -87,11 +107,19 @@ def main(cfg: Config) -> None:
             bare = time_env(env, cfg.steps)
             ours = time_loop(cfg, env, updates_per_step=0)
             ratio = ours["env_steps_per_s"] / bare["steps_per_s"]
+            # Ceiling: env step + the policy's FLOPs at the device's dense-matmul FLOP/s for the
+            # actor's (envs, W) x (W, W) product, nothing else (no replay, no overhead).
+            width = LearnerConfig().network.actor_width
+            matmul = matmul_flops_per_s(env.num_envs, width, width, repeats=3)
+            env_s = env.num_envs / bare["steps_per_s"]
+            ceiling = env_s / (env_s + ours["policy_flops_per_vector_step"] / matmul)
             append_row(cfg.out, dict(row_header("collection"), config=config, env_only=bare,
-                                     collection=ours, ratio=ratio))
+                                     collection=ours, ratio=ratio, matmul_flops_per_s=matmul,
+                                     ceiling=ceiling))
             print(f"collection {','.join(cfg.tasks)} envs/task {e}: env-only "
                   f"{bare['steps_per_s']:.0f} steps/s, act+insert {ours['env_steps_per_s']:.0f} "
-                  f"steps/s, ratio {ratio:.2f} (target >= 0.90)", flush=True)
+                  f"steps/s, ratio {ratio:.2f} (target >= 0.90; ceiling at this actor's "
+                  f"FLOPs and the measured matmul FLOP/s: {ceiling:.2f})", flush=True)
         if "end_to_end" in cfg.mode:
             r = time_loop(cfg, env, updates_per_step=cfg.updates_per_step)
             append_row(cfg.out, dict(row_header("end_to_end"), config=dict(

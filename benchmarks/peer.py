@@ -12,6 +12,9 @@ dense layers of width ``width``; Brax's MLPs get ``hidden_layer_sizes = (width,)
 with a LayerNorm'd Q-network. Exact parameter counts of both sides go into the row. Steady state is
 the median env-steps/s of the epochs after the first (Brax compiles its epoch inside the first one;
 ours is compiled ahead of time but its first epoch holds the warm-up). Target: ours / Brax >= 2.
+The row also holds one gradient update of each side on the same synthetic batch (seconds and
+XLA's FLOP count, :func:`update_costs`): where both do about the same FLOPs and both run near the
+device's matmul rate, no loop engineering can make ours twice as fast.
 *time_to_score*: wall-clock (env construction and compilation included) until the deterministic
 eval return reaches ``target`` (900) on single-task CartpoleBalance, each trainer with its own
 fastest sensible settings and the same eval protocol (``eval_episodes`` episodes every
@@ -79,6 +82,9 @@ class PeerConfig:
 class OursScoreConfig:
     """Our settings for the time-to-score race (chosen for wall-clock speed on a small CPU)."""
 
+    backend: str = "mjx"
+    """Simulator of our training and eval envs: mjx (the Playground env Brax runs) | envpool
+    (dm_control's CartpoleBalance through EnvPool: nothing to compile)."""
     num_envs: int = 4
     """Parallel training environments (few: what matters on a CPU is updates per env step)."""
     batch_size: int = 256
@@ -221,6 +227,109 @@ def brax_parameter_counts(factory, obs_size: int, action_size: int) -> dict[str,
     return dict(critic=critic, actor=actor, total=critic + actor)
 
 
+def _time_updates(step, carry, batch, updates: int, repeats: int) -> tuple[float, float]:
+    """``(seconds, FLOPs)`` of one update ``step(carry, batch, key) -> carry``.
+
+    Seconds: best of ``repeats`` calls of a compiled ``lax.scan`` over ``updates`` steps, per step.
+    FLOPs: XLA's cost analysis of one un-scanned step (it counts a loop body once).
+    """
+    def many(carry, key):
+        body = lambda c, k: (step(c, batch, k), None)
+        return jax.lax.scan(body, carry, jax.random.split(key, updates))[0]
+
+    compiled = jax.jit(many).lower(carry, jax.random.key(0)).compile()
+    carry = jax.block_until_ready(compiled(carry, jax.random.key(0)))
+    best = float("inf")
+    for i in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(carry, jax.random.key(i + 1)))
+        best = min(best, time.perf_counter() - start)
+    cost = jax.jit(step).lower(carry, batch, jax.random.key(0)).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return best / updates, float(cost.get("flops", 0.0))
+
+
+def update_costs(obs_size: int, action_size: int, *, width: int, depth: int, batch_size: int,
+                 learning_rate: float, updates: int = 20, repeats: int = 3) -> dict:
+    """One gradient update of each trainer on the same synthetic batch: seconds and FLOPs.
+
+    Ours: ``brc_mjx.learner.sgd_step`` (critic, Polyak, actor, temperature). Brax: its SAC update
+    rebuilt from ``brax.training.agents.sac.losses.make_losses`` and
+    ``brax.training.gradients.gradient_update_fn`` in the order of its ``sgd_step`` (alpha,
+    critic, actor, Polyak), with the networks of :func:`brax_networks`. The FLOP ratio is the
+    ceiling of ours / Brax throughput when both run at the same FLOP/s.
+    """
+    import jax.numpy as jnp
+    import optax
+    from brax.training import gradients
+    from brax.training import types as brax_types
+    from brax.training.acme import running_statistics, specs
+    from brax.training.agents.sac import losses as sac_losses
+
+    from brc_mjx import learner as learner_lib
+    from brc_mjx.replay import Transition
+
+    keys = jax.random.split(jax.random.key(1), 4)
+    obs = jax.random.normal(keys[0], (batch_size, obs_size))
+    next_obs = jax.random.normal(keys[1], (batch_size, obs_size))
+    action = jax.random.uniform(keys[2], (batch_size, action_size), minval=-1.0, maxval=1.0)
+    reward = jax.random.uniform(keys[3], (batch_size,))
+    zeros = jnp.zeros((batch_size,))
+
+    network = NetworkConfig(critic_width=width, critic_depth=depth, actor_width=width,
+                            actor_depth=depth)
+    learner = learner_lib.make_learner(
+        LearnerConfig(network=network, actor_lr=learning_rate, critic_lr=learning_rate),
+        obs_size, (action_size,))
+    ours_state = learner_lib.init_state(learner, jax.random.key(0), num_envs=1,
+                                        max_episode_length=10)
+    ours_batch = Transition(obs=obs, action=action, reward=reward, next_obs=next_obs,
+                            terminated=zeros.astype(bool), truncated=zeros.astype(bool),
+                            task_id=zeros.astype(jnp.int32))
+    ours_step = lambda state, batch, key: learner_lib.sgd_step(learner, state, batch, key)[0]
+    ours_s, ours_flops = _time_updates(ours_step, ours_state, ours_batch, updates, repeats)
+
+    hidden = (width,) * (1 + 2 * depth)
+    nets = brax_networks(hidden, True)(
+        observation_size=obs_size, action_size=action_size,
+        preprocess_observations_fn=running_statistics.normalize)
+    alpha_loss, critic_loss, actor_loss = sac_losses.make_losses(
+        sac_network=nets, reward_scaling=1.0, discounting=0.99, action_size=action_size)
+    alpha_opt, policy_opt, q_opt = (optax.adam(3e-4), optax.adam(learning_rate),
+                                    optax.adam(learning_rate))
+    alpha_update = gradients.gradient_update_fn(alpha_loss, alpha_opt, pmap_axis_name=None)
+    critic_update = gradients.gradient_update_fn(critic_loss, q_opt, pmap_axis_name=None)
+    actor_update = gradients.gradient_update_fn(actor_loss, policy_opt, pmap_axis_name=None)
+    normalizer = running_statistics.init_state(specs.Array((obs_size,), jnp.dtype("float32")))
+    policy_params = nets.policy_network.init(jax.random.key(2))
+    q_params = nets.q_network.init(jax.random.key(3))
+    log_alpha = jnp.asarray(0.0)
+    brax_state = (log_alpha, alpha_opt.init(log_alpha), policy_params,
+                  policy_opt.init(policy_params), q_params, q_opt.init(q_params), q_params)
+    brax_batch = brax_types.Transition(
+        observation=obs, action=action, reward=reward, discount=jnp.ones((batch_size,)),
+        next_observation=next_obs, extras={"state_extras": {"truncation": zeros},
+                                           "policy_extras": {}})
+
+    def brax_step(state, batch, key):
+        log_alpha, alpha_os, policy, policy_os, q, q_os, target_q = state
+        k_alpha, k_critic, k_actor = jax.random.split(key, 3)
+        _, log_alpha, alpha_os = alpha_update(log_alpha, policy, normalizer, batch, k_alpha,
+                                              optimizer_state=alpha_os)
+        alpha = jnp.exp(log_alpha)
+        _, q, q_os = critic_update(q, policy, normalizer, target_q, alpha, batch, k_critic,
+                                   optimizer_state=q_os)
+        _, policy, policy_os = actor_update(policy, normalizer, q, alpha, batch, k_actor,
+                                            optimizer_state=policy_os)
+        target_q = jax.tree.map(lambda t, p: t * 0.995 + p * 0.005, target_q, q)
+        return log_alpha, alpha_os, policy, policy_os, q, q_os, target_q
+
+    brax_s, brax_flops = _time_updates(brax_step, brax_state, brax_batch, updates, repeats)
+    return dict(ours=dict(seconds=ours_s, flops=ours_flops),
+                brax=dict(seconds=brax_s, flops=brax_flops),
+                flop_ratio=ours_flops / brax_flops, time_ratio=ours_s / brax_s)
+
+
 class _StopBrax(Exception):
     """Raised from Brax's progress_fn to end training (target reached or wall budget spent)."""
 
@@ -280,14 +389,14 @@ def run_brax(clock: CompileClock, task: str, seed: int, *, num_envs: int, batch_
                 params=brax_parameter_counts(factory, env.observation_size, env.action_size))
 
 
-def ours_train_config(task: str, seed: int, *, num_envs: int, batch_size: int,
+def ours_train_config(task: str, seed: int, *, num_envs: int, backend: str = "mjx", batch_size: int,
                       updates_per_step: int, network: NetworkConfig, learning_rate: float,
                       steps_per_epoch: int,
                       total_env_steps: int, warmup_env_steps: int,
                       eval_episodes: int) -> TrainConfig:
     """A single-task, single-device ``TrainConfig`` of our trainer."""
     cfg = TrainConfig(
-        env=EnvConfig(tasks=(task,), backend="mjx", envs_per_task=num_envs,
+        env=EnvConfig(tasks=(task,), backend=backend, envs_per_task=num_envs,
                       eval_episodes=eval_episodes),
         learner=LearnerConfig(network=network, actor_lr=learning_rate, critic_lr=learning_rate),
         replay=ReplayConfig(capacity_per_task=max(total_env_steps, num_envs)),
@@ -396,6 +505,9 @@ def measure_peer(cfg: Config, clock: CompileClock) -> None:
     epochs = [e for e in brax["evals"] if e["env_steps"] > 0]  # the first eval precedes training
     brax_sps = statistics.median(e["epoch_steps_per_s"] for e in epochs[1:])
     ratio = ours_sps / brax_sps
+    env = playground_env(cfg.task)
+    update = update_costs(env.observation_size, env.action_size, width=p.width, depth=p.depth,
+                          batch_size=p.batch_size, learning_rate=cfg.brax.learning_rate)
     config = dict(
         task=cfg.task, num_envs=p.num_envs, batch_size=p.batch_size,
         updates_per_step=p.updates_per_step, steps_per_epoch=p.steps_per_epoch,
@@ -416,6 +528,7 @@ def measure_peer(cfg: Config, clock: CompileClock) -> None:
                   env_steps_per_s=brax_sps,
                   updates_per_s=brax_sps / p.num_envs * p.updates_per_step,
                   wall_s=brax["wall_s"], params=brax["params"]),
+        update=update,
         ratio=ratio, target=cfg.peer_target,
     )
     append_row(cfg.out, row)
@@ -425,6 +538,12 @@ def measure_peer(cfg: Config, clock: CompileClock) -> None:
           f"Brax SAC {brax_sps:.0f} env-steps/s (compile {brax['compile_s']:.1f} s), ours/Brax "
           f"{ratio:.2f} (target >= {cfg.peer_target:g}) "
           f"{'MET' if ratio >= cfg.peer_target else 'MISSED'}", flush=True)
+    o, b = update["ours"], update["brax"]
+    print(f"  one gradient update on the same batch: ours {o['seconds'] * 1e3:.2f} ms / "
+          f"{o['flops'] / 1e6:.0f} MFLOP, Brax {b['seconds'] * 1e3:.2f} ms / "
+          f"{b['flops'] / 1e6:.0f} MFLOP: FLOP ratio {update['flop_ratio']:.2f}, time ratio "
+          f"{update['time_ratio']:.2f} (at equal FLOP/s ours/Brax env-steps/s is about "
+          f"{1 / update['flop_ratio']:.2f})", flush=True)
 
 
 def _first_score(evals: list[dict], target: float) -> dict | None:
@@ -438,7 +557,7 @@ def measure_time_to_score(cfg: Config, clock: CompileClock) -> None:
     network = NetworkConfig(critic_width=o.critic_width, critic_depth=o.critic_depth,
                             actor_width=o.actor_width, actor_depth=o.actor_depth)
     train_cfg = ours_train_config(
-        cfg.task, cfg.seed, num_envs=o.num_envs, batch_size=o.batch_size,
+        cfg.task, cfg.seed, num_envs=o.num_envs, backend=o.backend, batch_size=o.batch_size,
         updates_per_step=o.updates_per_step, network=network, learning_rate=o.learning_rate,
         steps_per_epoch=steps_per_epoch,
         total_env_steps=cfg.max_env_steps, warmup_env_steps=o.warmup_env_steps,
@@ -506,6 +625,12 @@ def main(cfg: Config) -> None:
     unknown = set(cfg.mode) - {"peer", "time_to_score"}
     if unknown:
         raise ValueError(f"unknown mode(s) {sorted(unknown)}; expected peer | time_to_score")
+    # Import both stacks before either clock starts: a module import is paid once per process and
+    # would otherwise be charged to whichever side runs first.
+    import brax.training.agents.sac.train  # noqa: F401
+    import envpool  # noqa: F401
+    import mujoco_playground  # noqa: F401
+
     clock = CompileClock()
     if "peer" in cfg.mode:
         measure_peer(cfg, clock)

@@ -66,8 +66,8 @@ def learning_table(rows) -> str:
 
 def loop_table(rows) -> str:
     lines = ["| device | benchmark | tasks | envs/task | env-only steps/s | ours env-steps/s | "
-             "updates/s | ratio (collection target >= 0.90) | compile s | commit |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+             "updates/s | ratio (collection target >= 0.90) | ceiling | compile s | commit |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in sorted(rows, key=lambda r: (r["device"], r["benchmark"],
                                          r["config"]["envs_per_task"])):
         c = r["config"]
@@ -76,14 +76,19 @@ def loop_table(rows) -> str:
             lines.append(
                 f"| {r['device']} | collection | {', '.join(c['tasks'])} | {c['envs_per_task']} |"
                 f" {r['env_only']['steps_per_s']:,.0f} | {ours['env_steps_per_s']:,.0f} | - | "
-                f"{r['ratio']:.2f} | {ours['compile_s']:.1f} | {_commit(r)} |")
+                f"{r['ratio']:.2f} | {_opt(r.get('ceiling'))} | {ours['compile_s']:.1f} | "
+                f"{_commit(r)} |")
         else:
             lines.append(
                 f"| {r['device']} | end-to-end (W={c['critic_width']}, batch {c['batch_size']}, "
                 f"{c['updates_per_step']} upd/step) | {', '.join(c['tasks'])} | "
                 f"{c['envs_per_task']} | - | {r['env_steps_per_s']:,.0f} | "
-                f"{r['updates_per_s']:.1f} | - | {r['compile_s']:.1f} | {_commit(r)} |")
+                f"{r['updates_per_s']:.1f} | - | - | {r['compile_s']:.1f} | {_commit(r)} |")
     return "\n".join(lines)
+
+
+def _opt(x, fmt: str = ".2f") -> str:
+    return "-" if x is None else format(x, fmt)
 
 
 def _time_to(side: dict, target: float) -> str:
@@ -91,24 +96,43 @@ def _time_to(side: dict, target: float) -> str:
     return "not reached" if t is None else f"{t:.1f} s to {target:g}"
 
 
+def newest_peer_rows(rows) -> list[dict]:
+    """The newest row per (device, benchmark, our backend): settings evolve, rows accumulate."""
+    newest: dict[tuple, dict] = {}
+    for r in sorted(rows, key=lambda r: r["time"]):
+        backend = r["config"].get("ours", {}).get("backend", "mjx")
+        newest[(r["device"], r["benchmark"], backend)] = r
+    return list(newest.values())
+
+
 def peer_table(rows) -> str:
     lines = ["| device | benchmark | task | ours | Brax SAC | ratio ours/Brax | target | "
-             "compile s (ours / Brax) | commit |",
-             "|---|---|---|---:|---:|---:|---:|---:|---|"]
-    for r in sorted(rows, key=lambda r: (r["device"], r["benchmark"], r["time"])):
+             "one update ms (ours / Brax) | update FLOPs ours/Brax | compile s (ours / Brax) | "
+             "commit |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in sorted(newest_peer_rows(rows), key=lambda r: (r["device"], r["benchmark"],
+                                                           r["time"])):
         ours, brax, task = r["ours"], r["brax"], r["config"]["task"]
+        update = r.get("update")
+        per_update = flop_ratio = "-"
+        if update:
+            per_update = (f"{update['ours']['seconds'] * 1e3:.2f} / "
+                          f"{update['brax']['seconds'] * 1e3:.2f}")
+            flop_ratio = f"{update['flop_ratio']:.2f}"
         if r["benchmark"] == "peer":
             figures = (f"{ours['env_steps_per_s']:,.0f} env-steps/s",
                        f"{brax['env_steps_per_s']:,.0f} env-steps/s", f">= {r['target']}")
         else:
-            target = r["config"]["target"]
+            target, o = r["config"]["target"], r["config"]["ours"]
             upd = r["config"]["brax"].get("grad_updates_per_step", "?")
-            figures = (_time_to(ours, target), f"{_time_to(brax, target)} ({upd} upd/step)",
-                       f"<= {r['target']}")
-        ratio = "-" if r.get("ratio") is None else f"{r['ratio']:.2f}"
+            settings = (f"{o.get('backend', 'mjx')}, {o['num_envs']} envs, W={o['critic_width']}"
+                        f" d={o['critic_depth']}")
+            figures = (f"{_time_to(ours, target)} ({settings})",
+                       f"{_time_to(brax, target)} ({upd} upd/step)", f"<= {r['target']}")
         lines.append(f"| {r['device']} | {r['benchmark']} | {task} | {figures[0]} | "
-                     f"{figures[1]} | {ratio} | {figures[2]} | {ours['compile_s']:.1f} / "
-                     f"{brax['compile_s']:.1f} | {_commit(r)} |")
+                     f"{figures[1]} | {_opt(r.get('ratio'))} | {figures[2]} | {per_update} | "
+                     f"{flop_ratio} | {ours['compile_s']:.1f} / {brax['compile_s']:.1f} | "
+                     f"{_commit(r)} |")
     return "\n".join(lines)
 
 
