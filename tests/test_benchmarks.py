@@ -1,0 +1,64 @@
+"""Benchmark bookkeeping that decides reported numbers: compile-time unions, row selection, tables.
+
+Nothing here compiles or times anything; the figures are hand-worked.
+"""
+
+from __future__ import annotations
+
+from benchmarks import report
+from benchmarks.peer import CompileClock
+
+
+def test_compile_clock_counts_overlapping_spans_once():
+    clock = CompileClock()
+    clock.start()
+    # Nested and overlapping spans (a jit traced inside another's trace), plus a disjoint one:
+    # union = [0, 3] + [5, 6] = 4 s, while the plain sum would be 2 + 2 + 1 + 1 = 6 s.
+    for event, start, end in [
+        (CompileClock.EVENTS[0], 0.0, 2.0),
+        (CompileClock.EVENTS[2], 1.0, 3.0),
+        (CompileClock.EVENTS[1], 1.5, 2.5),
+        (CompileClock.EVENTS[2], 5.0, 6.0),
+        ("/jax/some/other_event", 10.0, 20.0),  # not a compile event: ignored
+    ]:
+        clock._listen(event, start, end)
+    assert clock.stop() == 4.0
+    clock._listen(CompileClock.EVENTS[0], 0.0, 100.0)  # stopped: not recorded
+    clock.start()
+    assert clock.stop() == 0.0
+
+
+def _peer_row(time: str, benchmark: str, backend: str | None, ratio: float | None) -> dict:
+    ours_cfg = {} if backend is None else {"backend": backend, "num_envs": 4, "critic_width": 64,
+                                           "critic_depth": 1}
+    return {
+        "time": time, "device": "cpu:cpu", "benchmark": benchmark, "git_commit": "abcdef0123",
+        "config": {"task": "dmc/cartpole-balance", "target": 900.0, "ours": ours_cfg,
+                   "brax": {"grad_updates_per_step": 32}},
+        "ours": {"time_to_score_s": 20.0, "compile_s": 5.0, "env_steps_per_s": 4000.0},
+        "brax": {"time_to_score_s": 80.0, "compile_s": 30.0, "env_steps_per_s": 5000.0},
+        "ratio": ratio, "target": 0.5,
+    }
+
+
+def test_peer_table_keeps_newest_row_per_backend():
+    rows = [
+        _peer_row("2026-01-01T00:00:00", "time_to_score", "envpool", 0.40),
+        _peer_row("2026-01-02T00:00:00", "time_to_score", "envpool", 0.25),  # newer: kept
+        _peer_row("2026-01-01T12:00:00", "time_to_score", "mjx", 0.45),
+        _peer_row("2025-12-01T00:00:00", "time_to_score", None, 1.18),  # old row: backend mjx
+    ]
+    kept = report.newest_peer_rows(rows)
+    assert sorted((r["config"]["ours"].get("backend"), r["ratio"]) for r in kept) == [
+        ("envpool", 0.25), ("mjx", 0.45)]
+    table = report.peer_table(rows)
+    assert "| 0.25 |" in table and "| 0.40 |" not in table and "| 1.18 |" not in table
+    assert "20.0 s to 900 (envpool, 4 envs, W=64 d=1)" in table
+
+
+def test_replace_section_rewrites_only_between_markers():
+    text = "intro\n<!-- report:x -->\nold\n<!-- /report:x -->\ntail\n"
+    assert report.replace_section(text, "x", "new") == (
+        "intro\n<!-- report:x -->\nnew\n<!-- /report:x -->\ntail\n")
+    appended = report.replace_section("intro\n", "y", "body")
+    assert appended == "intro\n\n<!-- report:y -->\nbody\n<!-- /report:y -->\n"
