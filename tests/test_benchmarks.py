@@ -62,3 +62,24 @@ def test_replace_section_rewrites_only_between_markers():
         "intro\n<!-- report:x -->\nnew\n<!-- /report:x -->\ntail\n")
     appended = report.replace_section("intro\n", "y", "body")
     assert appended == "intro\n\n<!-- report:y -->\nbody\n<!-- /report:y -->\n"
+
+
+def test_rebuilt_brax_update_does_the_work_of_brax_sac():
+    """The peer row's Brax update (losses + optimisers rebuilt from Brax's API) counts the matmul
+    FLOPs of a full SAC step: alpha, critic, actor, Polyak, nothing missing, nothing doubled."""
+    from benchmarks.peer import update_costs
+
+    obs, act, width, batch = 5, 1, 128, 64
+    costs = update_costs(obs, act, width=width, depth=1, batch_size=batch, learning_rate=1e-3,
+                         updates=2, repeats=1)
+    # Multiply-accumulates per sample of one forward pass (Brax MLPs: 3 hidden layers of W).
+    q = (obs + act) * width + 2 * width * width + width  # one of the two Q networks
+    p = obs * width + 2 * width * width + 2 * act * width  # the policy (mean and scale)
+    # alpha loss: policy forward. critic loss: online Q forward + weight grads + input grads
+    # (not of the data input), policy forward at s', target Q forward. actor loss: policy forward
+    # + weight grads + input grads (not of the data input), Q forward + input grads down to a.
+    macs = 2 * (6 * q - (obs + act) * width) + (5 * p - obs * width)
+    matmul_flops = 2 * batch * macs
+    # XLA's count adds the elementwise work (LayerNorm, tanh, Adam): a few percent at this width.
+    assert matmul_flops <= costs["brax"]["flops"] <= 1.05 * matmul_flops
+    assert costs["ours"]["seconds"] > 0 and costs["brax"]["seconds"] > 0
