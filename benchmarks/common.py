@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmarks: the JSON row header and appending rows."""
+"""Shared pieces of the benchmarks: the JSON row header, appending rows, XLA FLOP counts."""
 
 from __future__ import annotations
 
@@ -15,13 +15,19 @@ from brc_mjx.logger import git_commit, package_versions
 RESULTS_DIR = Path(__file__).parent / "results"
 
 
+# What the benchmarks themselves write: a suite run must not mark its own later rows dirty.
+OUTPUTS = ("benchmarks/results", "benchmarks/plots", "benchmarks/README.md")
+
+
 def _commit() -> str:
-    """HEAD commit, with ``-dirty`` when the working tree has uncommitted changes."""
+    """HEAD commit, with ``-dirty`` when tracked files other than benchmark outputs changed."""
     import subprocess
 
     commit = git_commit()
+    excludes = [f":(top,exclude){path}" for path in OUTPUTS]
     try:
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ":(top)", *excludes],
                                cwd=Path(__file__).parent, capture_output=True, text=True,
                                timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -41,6 +47,13 @@ def row_header(benchmark: str) -> dict:
         versions=package_versions(),
         time=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     )
+
+
+def xla_flops(compiled) -> float:
+    """FLOPs of a compiled program by XLA's cost analysis (a loop body counts once)."""
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost.get("flops", 0.0))
 
 
 def append_row(path: Path, row: dict) -> None:

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import tyro
 
-from benchmarks.common import RESULTS_DIR, append_row, row_header
+from benchmarks.common import RESULTS_DIR, append_row, row_header, xla_flops
 from brc_mjx.config import LearnerConfig, NetworkConfig
 from brc_mjx.learner import init_state, make_learner, sgd_step
 from brc_mjx.replay import Transition
@@ -103,9 +103,7 @@ def time_learning(cfg: Config, width: int, batch: int) -> dict:
     # XLA's cost analysis counts a loop body once, whatever its trip count: take the FLOPs of
     # one un-scanned step.
     single = jax.jit(functools.partial(sgd_step, learner)).lower(state, data, jax.random.key(1))
-    cost = single.compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    flops_per_step = float(cost.get("flops", 0.0))
+    flops_per_step = xla_flops(single.compile())
     state, _ = jax.block_until_ready(compiled(state, jax.random.key(1)))  # warm-up
     best = float("inf")
     for i in range(cfg.repeats):

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import tyro
 
 import envs
-from benchmarks.common import RESULTS_DIR, append_row, row_header
+from benchmarks.common import RESULTS_DIR, append_row, row_header, xla_flops
 from benchmarks.env_only import time_env
 from benchmarks.learning import matmul_flops_per_s
 from brc_mjx import train
@@ -63,10 +63,8 @@ def policy_flops(program, state) -> float:
     learner, env_state = program.learner, state.env
     mask = jnp.ones((env_state.obs.shape[0], learner.action_dim), jnp.float32)
     fn = functools.partial(policy_action, learner)
-    cost = jax.jit(fn).lower(state.learner, env_state.obs, env_state.task_id, mask,
-                             jax.random.key(0)).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return float(cost.get("flops", 0.0))
+    return xla_flops(jax.jit(fn).lower(state.learner, env_state.obs, env_state.task_id, mask,
+                                       jax.random.key(0)).compile())
 
 
 def time_loop(cfg: Config, env, updates_per_step: int) -> dict:

@@ -44,7 +44,7 @@ import numpy as np
 import tyro
 
 import envs
-from benchmarks.common import RESULTS_DIR, append_row, row_header
+from benchmarks.common import RESULTS_DIR, append_row, row_header, xla_flops
 from brc_mjx import train
 from brc_mjx.acting import evaluate
 from brc_mjx.config import (
@@ -248,15 +248,14 @@ def _compile_updates(step, carry, batch, updates: int):
 
     compiled = jax.jit(many).lower(carry, jax.random.key(0)).compile()
     carry = jax.block_until_ready(compiled(carry, jax.random.key(0)))
-    cost = jax.jit(step).lower(carry, batch, jax.random.key(0)).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
+    flops = xla_flops(jax.jit(step).lower(carry, batch, jax.random.key(0)).compile())
 
     def timed_call() -> float:
         start = time.perf_counter()
         jax.block_until_ready(compiled(carry, jax.random.key(1)))
         return (time.perf_counter() - start) / updates
 
-    return timed_call, float(cost.get("flops", 0.0))
+    return timed_call, flops
 
 
 def update_costs(obs_size: int, action_size: int, *, width: int, depth: int, batch_size: int,
