@@ -94,7 +94,8 @@ def time_loop(cfg: Config, env, updates_per_step: int) -> dict:
     updates = float(metrics["updates"])
     return dict(compile_s=compile_s, steady_s=best,
                 env_steps_per_s=cfg.steps * env.num_envs / best, updates_per_s=updates / best,
-                policy_flops_per_vector_step=flops)
+                policy_flops_per_vector_step=flops,
+                actor_width=program.learner.cfg.network.actor_width)
 
 
 def main(cfg: Config) -> None:
@@ -107,7 +108,7 @@ def main(cfg: Config) -> None:
             ratio = ours["env_steps_per_s"] / bare["steps_per_s"]
             # Ceiling: env step + the policy's FLOPs at the device's dense-matmul FLOP/s for the
             # actor's (envs, W) x (W, W) product, nothing else (no replay, no overhead).
-            width = LearnerConfig().network.actor_width
+            width = ours["actor_width"]
             matmul = matmul_flops_per_s(env.num_envs, width, width, repeats=3)
             env_s = env.num_envs / bare["steps_per_s"]
             ceiling = env_s / (env_s + ours["policy_flops_per_vector_step"] / matmul)
