@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import platform
+import time
 from pathlib import Path
 
 import jax
@@ -13,6 +14,7 @@ import jax
 from brc_mjx.logger import git_commit, package_versions
 
 RESULTS_DIR = Path(__file__).parent / "results"
+PROFILES_DIR = Path(__file__).parent / "profiles"  # traces of --profile runs (not committed)
 
 
 # What the benchmarks themselves write: a suite run must not mark its own later rows dirty.
@@ -54,6 +56,27 @@ def xla_flops(compiled) -> float:
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     return float(cost.get("flops", 0.0))
+
+
+def profile_call(name: str, compiled, run_once, steps: int) -> dict[str, float]:
+    """Trace one blocking ``run_once()`` of ``compiled`` into ``profiles/<name>``.
+
+    Prints and returns the XLA op time per phase and per step (``brc_mjx.profiling``); open the
+    trace itself with TensorBoard's profile plugin or Perfetto.
+    """
+    from brc_mjx import profiling
+
+    directory = str(PROFILES_DIR / name)
+    with profiling.trace(directory):
+        start = time.perf_counter()
+        run_once()
+        wall_us = 1e6 * (time.perf_counter() - start) / steps
+    totals, span_us = profiling.phase_summary(profiling.latest_perfetto_trace(directory),
+                                              compiled.as_text())
+    summary = profiling.per_step(totals, span_us, wall_us)
+    print(f"profile {name} ({directory}): {wall_us:.0f} us of wall time per step (traced); "
+          f"XLA op time by phase:\n{profiling.format_summary(summary)}", flush=True)
+    return summary
 
 
 def append_row(path: Path, row: dict) -> None:

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import tyro
 
-from benchmarks.common import RESULTS_DIR, append_row, row_header, xla_flops
+from benchmarks.common import RESULTS_DIR, append_row, profile_call, row_header, xla_flops
 from brc_mjx.config import LearnerConfig, NetworkConfig
 from brc_mjx.learner import init_state, make_learner, sgd_step
 from brc_mjx.replay import Transition
@@ -46,6 +46,8 @@ class Config:
     """Action size of the synthetic batch."""
     num_tasks: int = 4
     """Tasks of the synthetic batch (multi-task: the critic has an embedding)."""
+    profile: bool = False
+    """Also trace one more call per point into benchmarks/profiles/ and print its phase split."""
     out: Path = RESULTS_DIR / "learning.jsonl"
     """JSONL file the rows are appended to."""
 
@@ -110,6 +112,13 @@ def time_learning(cfg: Config, width: int, batch: int) -> dict:
         start = time.perf_counter()
         state, _ = jax.block_until_ready(compiled(state, jax.random.key(i + 2)))
         best = min(best, time.perf_counter() - start)
+    if cfg.profile:
+        holder = [state]
+
+        def run_once():
+            holder[0], _ = jax.block_until_ready(compiled(holder[0], jax.random.key(99)))
+
+        profile_call(f"learning-w{width}-b{batch}", compiled, run_once, cfg.updates)
     steps_per_s = cfg.updates / best
     peak = matmul_flops_per_s(batch * 2, width, width, cfg.repeats)
     achieved = flops_per_step * steps_per_s

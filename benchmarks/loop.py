@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import tyro
 
 import envs
-from benchmarks.common import RESULTS_DIR, append_row, row_header, xla_flops
+from benchmarks.common import RESULTS_DIR, append_row, profile_call, row_header, xla_flops
 from benchmarks.env_only import time_env
 from benchmarks.learning import matmul_flops_per_s
 from brc_mjx import train
@@ -54,6 +54,8 @@ class Config:
     """Gradient-step batch (end-to-end)."""
     updates_per_step: int = 1
     """Gradient steps per vectorized env step (end-to-end)."""
+    profile: bool = False
+    """Also trace one more epoch per point into benchmarks/profiles/ and print its phase split."""
     out: Path = RESULTS_DIR / "loop.jsonl"
     """JSONL file the rows are appended to."""
 
@@ -92,6 +94,14 @@ def time_loop(cfg: Config, env, updates_per_step: int) -> dict:
         state, metrics = jax.block_until_ready(epoch(state))
         best = min(best, time.perf_counter() - start)
     updates = float(metrics["updates"])
+    if cfg.profile:
+        name = f"loop-{'collection' if updates_per_step == 0 else 'end_to_end'}-{e}envs"
+        holder = [state]
+
+        def run_once():
+            holder[0], _ = jax.block_until_ready(epoch(holder[0]))
+
+        profile_call(name, epoch, run_once, cfg.steps)
     return dict(compile_s=compile_s, steady_s=best,
                 env_steps_per_s=cfg.steps * env.num_envs / best, updates_per_s=updates / best,
                 policy_flops_per_vector_step=flops,

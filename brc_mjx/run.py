@@ -16,7 +16,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from brc_mjx import checkpoint, parallel, train
+from brc_mjx import checkpoint, parallel, profiling, train
 from brc_mjx.acting import evaluate
 from brc_mjx.config import TrainConfig
 from brc_mjx.logger import Logger, run_metadata
@@ -50,6 +50,29 @@ def _check_finite(metrics: dict, env_steps: int) -> None:
             f"non-finite parameters after env step {env_steps} (per task); "
             "stopping, the last good checkpoint is kept"
         )
+
+
+def _report_phases(logger: Logger, profile_dir: str, hlo_text: str, steps: int,
+                   wall_s: float) -> None:
+    """Print and save (``phases.json``) the traced op time per phase of one train step.
+
+    ``wall_s`` is the host-measured time of the traced epochs: what the ops do not cover is the
+    runtime's own time between ops (and the host round trip of each epoch).
+    """
+    if not logger.enabled:  # one report per run: process 0's
+        return
+    totals, span_us = profiling.phase_summary(profiling.latest_perfetto_trace(profile_dir),
+                                              hlo_text)
+    wall_us = 1e6 * wall_s / steps
+    summary = profiling.per_step(totals, span_us, wall_us)
+    with open(os.path.join(profile_dir, "phases.json"), "w") as f:
+        json.dump({"us_per_train_step": summary, "wall_us_per_train_step": wall_us,
+                   "steps": steps, "span_us": span_us}, f, indent=2)
+    with open(os.path.join(profile_dir, "train_epoch.hlo.txt"), "w") as f:
+        f.write(hlo_text)  # op names of the trace -> HLO instructions, shapes and op_name scopes
+    logger.console(f"profile: {wall_us:.0f} us of wall time per train step (traced); XLA op "
+                   f"time by phase (over the first {span_us / 1e6:.2f} s of the trace):\n"
+                   + profiling.format_summary(summary))
 
 
 def run(
@@ -114,16 +137,22 @@ def run(
                                                               start_epoch + max_epochs)
     eval_key = jax.random.PRNGKey(cfg.seed + 1)
     profile_epochs = range(start_epoch + 2, start_epoch + 5) if cfg.profile else range(0)
+    profile_dir = os.path.join(cfg.run_dir, "profile")
+    profiled_s = 0.0
     result: dict = {"compile_s": compile_s}
     for epoch in range(start_epoch, stop_epoch):
         if cfg.profile and epoch == profile_epochs.start:
-            jax.profiler.start_trace(os.path.join(cfg.run_dir, "profile"))
+            jax.profiler.start_trace(profile_dir, create_perfetto_trace=True)
         t = time.perf_counter()
         state, metrics = epoch_fn(state)
         metrics = jax.device_get(metrics)
         seconds = time.perf_counter() - t
+        if epoch in profile_epochs:
+            profiled_s += seconds
         if cfg.profile and epoch + 1 == profile_epochs.stop:
             jax.profiler.stop_trace()
+            _report_phases(logger, profile_dir, epoch_fn.as_text(),
+                           len(profile_epochs) * cfg.steps_per_epoch, profiled_s)
         env_steps = (epoch + 1) * cfg.steps_per_epoch * cfg.env.envs_per_task
         _check_finite(metrics, env_steps)
         record = {k: float(v) for k, v in metrics.items() if k.startswith("train/")}

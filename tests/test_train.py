@@ -2,6 +2,7 @@
 
 import dataclasses
 import glob
+import json
 import os
 
 import jax
@@ -159,6 +160,11 @@ def test_profile_writes_a_trace(tmp_path):
     run_lib.run(cfg, env_factory=toy_factory)
     traces = glob.glob(str(tmp_path / "prof" / "profile" / "**" / "*.xplane.pb"), recursive=True)
     assert traces, os.listdir(tmp_path / "prof")
+    with open(tmp_path / "prof" / "profile" / "phases.json") as f:
+        phases = json.load(f)["us_per_train_step"]
+    # Every named phase of a learning train step ran inside the traced epochs.
+    for phase in ("act", "env_step", "replay_add", "sample", "critic_update", "actor_update"):
+        assert phases.get(phase, 0.0) > 0.0, phases
 
 
 def test_checkpoint_round_trips_zero_size_leaves_and_typed_keys(tmp_path):
