@@ -157,6 +157,8 @@ class Config:
     """Brax's time-to-score settings."""
     target: float = 900.0
     """Deterministic eval return to reach."""
+    ours_seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds of our time-to-score runs (Brax runs ``seed``); the ratio uses our median time."""
     eval_every: int = 5_000
     """Env steps between evals (both sides; rounded to whole epochs / Brax epochs)."""
     eval_episodes: int = 16
@@ -577,11 +579,21 @@ def measure_time_to_score(cfg: Config, clock: CompileClock) -> None:
         total_env_steps=cfg.max_env_steps, warmup_env_steps=o.warmup_env_steps,
         eval_episodes=cfg.eval_episodes,
     )
-    ours = run_ours(clock, train_cfg, evaluate_every=1, stop_at=cfg.target,
-                    wall_budget_s=cfg.wall_budget_s)
-    ours_hit = _first_score(ours["evals"], cfg.target)
-    print(f"time-to-score ours: {_describe(ours, ours_hit)}", flush=True)
+    runs = []
+    for seed in cfg.ours_seeds:
+        jax.clear_caches()  # every run compiles from scratch, as a fresh process would
+        result = run_ours(clock, dataclasses.replace(train_cfg, seed=seed), evaluate_every=1,
+                          stop_at=cfg.target, wall_budget_s=cfg.wall_budget_s)
+        hit = _first_score(result["evals"], cfg.target)
+        runs.append((float("inf") if hit is None else hit["wall_s"], seed, result, hit))
+        print(f"time-to-score ours (seed {seed}): {_describe(result, hit)}", flush=True)
+    # Median run (the upper one of an even count); a run that does not score counts as slowest.
+    _, _, ours, ours_hit = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
+    seeds = [dict(seed=seed, time_to_score_s=hit and hit["wall_s"],
+                  env_steps_to_score=hit and hit["env_steps"], compile_s=result["compile_s"])
+             for _, seed, result, hit in runs]
 
+    jax.clear_caches()
     brax = run_brax(
         clock, cfg.task, cfg.seed, num_envs=b.num_envs, batch_size=b.batch_size,
         grad_updates_per_step=b.grad_updates_per_step, hidden_layer_sizes=b.hidden_layer_sizes,
@@ -608,7 +620,7 @@ def measure_time_to_score(cfg: Config, clock: CompileClock) -> None:
                   env_steps_to_score=ours_hit and ours_hit["env_steps"],
                   compile_s=ours["compile_s"], epoch_compile_s=ours["epoch_compile_s"],
                   train_s=ours["train_s"], eval_s=ours["eval_s"], wall_s=ours["wall_s"],
-                  evals=ours["evals"], params=ours["params"]),
+                  evals=ours["evals"], params=ours["params"], seeds=seeds),
         brax=dict(time_to_score_s=brax_hit and brax_hit["wall_s"],
                   env_steps_to_score=brax_hit and brax_hit["env_steps"],
                   compile_s=brax["compile_s"], train_s=brax["train_s"],
@@ -620,7 +632,7 @@ def measure_time_to_score(cfg: Config, clock: CompileClock) -> None:
     verdict = "n/a (one side did not score)" if ratio is None else (
         f"{ratio:.2f} (target <= {cfg.score_target:g}) "
         f"{'MET' if ratio <= cfg.score_target else 'MISSED'}")
-    print(f"time-to-score {cfg.task} >= {cfg.target:g}: ours "
+    print(f"time-to-score {cfg.task} >= {cfg.target:g}: ours (median of {len(runs)} seeds) "
           f"{_seconds(ours_hit)}, Brax SAC {_seconds(brax_hit)}, ours/Brax {verdict}", flush=True)
 
 
@@ -639,6 +651,8 @@ def main(cfg: Config) -> None:
     unknown = set(cfg.mode) - {"peer", "time_to_score"}
     if unknown:
         raise ValueError(f"unknown mode(s) {sorted(unknown)}; expected peer | time_to_score")
+    if not cfg.ours_seeds:
+        raise ValueError("ours_seeds must name at least one seed")
     # Import both stacks before either clock starts: a module import is paid once per process and
     # would otherwise be charged to whichever side runs first.
     import brax.training.agents.sac.train  # noqa: F401

@@ -127,6 +127,8 @@ def peer_table(rows) -> str:
             upd = r["config"]["brax"].get("grad_updates_per_step", "?")
             settings = (f"{o.get('backend', 'mjx')}, {o['num_envs']} envs, W={o['critic_width']}"
                         f" d={o['critic_depth']}")
+            if len(ours.get("seeds", ())) > 1:
+                settings += f"; median of {len(ours['seeds'])} seeds"
             figures = (f"{_time_to(ours, target)} ({settings})",
                        f"{_time_to(brax, target)} ({upd} upd/step)", f"<= {r['target']}")
         lines.append(f"| {r['device']} | {r['benchmark']} | {task} | {figures[0]} | "
