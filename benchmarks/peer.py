@@ -22,9 +22,9 @@ fastest sensible settings and the same eval protocol (``eval_episodes`` episodes
 Brax's evals are timestamped by its ``progress_fn``, which stops it (by raising) once it scores.
 Ours runs once per seed of ``ours_seeds`` (caches cleared, so each compiles from scratch) and its
 median time counts; Brax runs once (``seed``). Target: ours <= 0.5 x Brax. The row splits each
-side's wall time into ``train_s`` (ours: the
-epochs, compiled ahead of time; Brax: its ``training/walltime``, prefill and its epoch's compile
-included), ``eval_s`` (first eval's compile included) and ``compile_s``.
+side's wall time into ``train_s`` (ours: the epochs, compiled ahead of time; Brax: its
+``training/walltime``, prefill and its epoch's compile included), ``eval_s`` (first eval's
+compile included) and ``compile_s``.
 
 Compile seconds of either side are the union of the time spans JAX reports for tracing, lowering
 and XLA compilation (``jax.monitoring``) while that side runs, so both are measured the same way.
