@@ -71,9 +71,7 @@ def profile_call(name: str, compiled, run_once, steps: int) -> dict[str, float]:
         start = time.perf_counter()
         run_once()
         wall_us = 1e6 * (time.perf_counter() - start) / steps
-    totals, span_us = profiling.phase_summary(profiling.latest_perfetto_trace(directory),
-                                              compiled.as_text())
-    summary = profiling.per_step(totals, span_us, wall_us)
+    summary, _ = profiling.summarize(directory, compiled.as_text(), wall_us)
     print(f"profile {name} ({directory}): {wall_us:.0f} us of wall time per step (traced); "
           f"XLA op time by phase:\n{profiling.format_summary(summary)}", flush=True)
     return summary

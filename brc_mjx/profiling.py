@@ -112,6 +112,12 @@ def per_step(totals: dict[str, float], span_us: float, wall_us_per_step: float):
     return {k: v / steps for k, v in totals.items()} if steps > 0 else dict(totals)
 
 
+def summarize(directory: str, hlo_text: str, wall_us_per_step: float):
+    """Per-step op time by phase of the newest trace under ``directory``, and its span (us)."""
+    totals, span_us = phase_summary(latest_perfetto_trace(directory), hlo_text)
+    return per_step(totals, span_us, wall_us_per_step), span_us
+
+
 def format_summary(summary: dict[str, float], unit: str = "step") -> str:
     """One line per phase: microseconds per ``unit`` and share of the op time."""
     total = sum(summary.values()) or 1.0
