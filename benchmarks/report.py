@@ -138,48 +138,50 @@ def peer_table(rows) -> str:
     return "\n".join(lines)
 
 
-def plot(env_rows, learning_rows) -> list[Path]:
+def _loglog(series: dict[tuple, list[tuple]], name: str, fontsize: int, **labels) -> Path:
+    """One log-log line per ``series`` entry, saved as ``plots/<name>``.
+
+    Keys are tuples sorted for the legend order whose last item is the line's label; values are
+    the ``(x, y)`` points.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     PLOTS.mkdir(exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, pts in sorted(series.items()):
+        ax.plot(*zip(*sorted(pts), strict=True), marker="o", label=key[-1])
+    ax.set(xscale="log", yscale="log", **labels)
+    ax.legend(fontsize=fontsize)
+    fig.tight_layout()
+    fig.savefig(PLOTS / name, dpi=120)
+    plt.close(fig)
+    return PLOTS / name
+
+
+def plot(env_rows, learning_rows) -> list[Path]:
     out = []
     if env_rows:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        series: dict[tuple, list] = {}
+        series: dict[tuple, list[tuple]] = {}
         for r in env_rows:
             c = r["config"]
-            series.setdefault((r["device"], c["backend"], c["task"]), []).append(
+            key = (r["device"], c["backend"], c["task"],
+                   f"{c['backend']} {c['task']} ({r['device']})")
+            series.setdefault(key, []).append(
                 (c["num_envs"], r["steps_per_s"]))
-        for (device, backend, task), pts in sorted(series.items()):
-            pts.sort()
-            ax.plot(*zip(*pts, strict=True), marker="o", label=f"{backend} {task} ({device})")
-        ax.set(xscale="log", yscale="log", xlabel="parallel envs", ylabel="env steps/s",
-               title="env-only throughput")
-        ax.legend(fontsize=6)
-        fig.tight_layout()
-        fig.savefig(PLOTS / "env_steps_vs_envs.png", dpi=120)
-        out.append(PLOTS / "env_steps_vs_envs.png")
-        plt.close(fig)
+        out.append(_loglog(series, "env_steps_vs_envs.png", 6, xlabel="parallel envs",
+                           ylabel="env steps/s", title="env-only throughput"))
     if learning_rows:
-        fig, ax = plt.subplots(figsize=(6, 4))
         series = {}
         for r in learning_rows:
             c = r["config"]
-            series.setdefault((r["device"], c["batch"]), []).append(
+            key = (r["device"], c["batch"], f"batch {c['batch']} ({r['device']})")
+            series.setdefault(key, []).append(
                 (c["width"], r["sgd_steps_per_s"]))
-        for (device, batch), pts in sorted(series.items()):
-            pts.sort()
-            ax.plot(*zip(*pts, strict=True), marker="o", label=f"batch {batch} ({device})")
-        ax.set(xscale="log", yscale="log", xlabel="critic width W", ylabel="sgd steps/s",
-               title="BRC gradient steps/s")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(PLOTS / "updates_vs_width.png", dpi=120)
-        out.append(PLOTS / "updates_vs_width.png")
-        plt.close(fig)
+        out.append(_loglog(series, "updates_vs_width.png", 7, xlabel="critic width W",
+                           ylabel="sgd steps/s", title="BRC gradient steps/s"))
     return out
 
 
