@@ -1,10 +1,17 @@
 """Checkpoint and resume the whole ``TrainState`` with orbax's ``CheckpointManager``.
 
-The state is saved as its flat list of leaves (plus the tree structure's text for a sanity check),
-so any backend's env state pytree can be checkpointed without registering its node types with
-orbax. Typed PRNG key arrays are stored as their raw key data. Restoring takes an abstract state
-(``jax.eval_shape`` of the initialiser, with shardings) and rebuilds the tree. If the latest
-checkpoint cannot be read (partial write, corruption), the previous ones are tried in turn.
+The state is saved as its flat list of leaves, so any backend's env state pytree can be
+checkpointed without registering its node types with orbax. Next to the arrays each checkpoint
+stores what identifies the state across processes: every leaf's path, shape and dtype (never the
+tree definition's text, which embeds object addresses for MJX's static fields), and the run's
+config. Typed PRNG key arrays are stored as their raw key data.
+
+Restoring takes an abstract state (``jax.eval_shape`` of the initialiser, with shardings) and
+rebuilds the tree. A checkpoint whose leaves do not match that state is refused with the first
+differing leaf and the config fields that differ. If the latest checkpoint cannot be read (partial
+write, corruption), the previous ones are tried in turn; orbax writes into a temporary directory
+and renames it when complete, so a write killed midway leaves a temporary directory that is
+ignored (and removed by the next manager).
 """
 
 from __future__ import annotations
@@ -12,13 +19,26 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from brc_mjx.config import diff_fields
+
 log = logging.getLogger(__name__)
+
+FORMAT = 2  # 1: flat leaves checked by str(treedef) (not readable across processes)
+
+
+class NoReadableCheckpoint(RuntimeError):
+    """Checkpoints exist but none of them can be read."""
+
+
+class StructureMismatch(ValueError):
+    """A checkpoint holds a state of another structure (another config): never a fallback."""
 
 
 def _is_key(x) -> bool:
@@ -36,37 +56,91 @@ def _to_storable(leaf):
     return jax.random.key_data(leaf) if _is_key(leaf) else leaf
 
 
+def leaf_specs(tree) -> list[list]:
+    """``[path, shape, dtype]`` of every leaf: what a checkpoint must match (the same in every
+    process).
+
+    >>> leaf_specs({"a": jnp.zeros((2, 3))})
+    [["['a']", [2, 3], 'float32']]
+    """
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return [[jax.tree_util.keystr(path), list(np.shape(leaf)), str(leaf.dtype)]
+            for path, leaf in flat]
+
+
 def make_manager(directory: str, keep: int) -> ocp.CheckpointManager:
-    """A synchronous manager keeping the ``keep`` newest checkpoints in ``directory``."""
+    """A synchronous manager keeping the ``keep`` newest checkpoints in ``directory``.
+
+    Temporary directories of writes that never finished (a killed process) are removed.
+    """
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=True, enable_async_checkpointing=False
+        max_to_keep=keep, create=True, enable_async_checkpointing=False,
+        cleanup_tmp_directories=True,
     )
     return ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
 
-def save(manager: ocp.CheckpointManager, step: int, state) -> None:
-    """Write ``state`` as checkpoint ``step`` (blocks until it is on disk)."""
-    leaves, treedef = jax.tree.flatten(state)
+def save(manager: ocp.CheckpointManager, step: int, state, config: dict | None = None) -> None:
+    """Write ``state`` as checkpoint ``step`` (blocks until it is on disk).
+
+    Args:
+      manager: the run's manager.
+      step: the checkpoint's number (the run uses its epoch count).
+      state: the pytree to save.
+      config: the run's config as a JSON dict, stored to explain a later mismatch.
+    """
+    leaves = jax.tree.leaves(state)
     # orbax refuses zero-size arrays (MJX's data has some); they carry no values anyway.
     items = {f"{i:05d}": _to_storable(x) for i, x in enumerate(leaves) if np.size(x) > 0}
+    meta = {"format": FORMAT, "leaves": leaf_specs(state), "config": config}
     manager.save(
         step,
         args=ocp.args.Composite(
-            state=ocp.args.StandardSave(items),
-            meta=ocp.args.JsonSave({"treedef": str(treedef), "num_leaves": len(leaves)}),
+            state=ocp.args.StandardSave(items), meta=ocp.args.JsonSave(meta),
         ),
     )
     manager.wait_until_finished()
 
 
-def _restore_step(manager, step: int, abstract_state):
+def read_meta(manager: ocp.CheckpointManager, step: int) -> dict:
+    """The stored leaf specs and config of checkpoint ``step``."""
+    return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+
+def _mismatch(step: int, stored: list, expected: list) -> str | None:
+    """One line naming the first leaf that differs between two ``leaf_specs`` lists, or None."""
+    if stored == expected:
+        return None
+    have = {path: (tuple(shape), dtype) for path, shape, dtype in stored}
+    want = {path: (tuple(shape), dtype) for path, shape, dtype in expected}
+
+    def show(spec):
+        return f"{spec[0]} {spec[1]}"
+
+    for path, spec in want.items():
+        if path not in have:
+            return f"checkpoint {step} has no leaf {path} (this run's: {show(spec)})"
+        if have[path] != spec:
+            return (f"checkpoint {step} does not fit this run: {path} is {show(have[path])} "
+                    f"in the checkpoint, {show(spec)} in this run")
+    extra = next(path for path in have if path not in want)
+    return f"checkpoint {step} holds a leaf this run does not have: {extra}"
+
+
+def _restore_step(manager, step: int, abstract_state, config: dict | None):
     leaves, treedef = jax.tree.flatten(abstract_state)
-    meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-    if meta["num_leaves"] != len(leaves) or meta["treedef"] != str(treedef):
-        raise ValueError(
-            f"checkpoint {step} holds a different state structure ({meta['num_leaves']} leaves, "
-            f"expected {len(leaves)}): was it written by another config?"
-        )
+    meta = read_meta(manager, step)
+    if meta.get("format") != FORMAT:
+        raise StructureMismatch(
+            f"checkpoint {step} was written by an older brc_mjx (format "
+            f"{meta.get('format', 1)}, this one reads {FORMAT}); start a new run")
+    problem = _mismatch(step, meta["leaves"], leaf_specs(abstract_state))
+    if problem:
+        changed = diff_fields(meta.get("config") or {}, config or {}) if config else []
+        if changed:
+            problem += "; config fields that differ from the checkpoint's: " + ", ".join(
+                f"{name} ({old} -> {new})" for name, old, new in changed)
+        raise StructureMismatch(problem)
     targets = {}
     for i, leaf in enumerate(leaves):
         if math.prod(leaf.shape) == 0:
@@ -94,29 +168,69 @@ def _restore_step(manager, step: int, abstract_state):
     return jax.tree.unflatten(treedef, restored)
 
 
-def restore_latest(manager: ocp.CheckpointManager, abstract_state):
+def _set_aside(manager: ocp.CheckpointManager, steps: list[int]) -> None:
+    """Rename unreadable checkpoints to ``<step>.unreadable`` so the resumed run can write its own
+    checkpoints under those numbers (nothing is deleted; process 0 renames on shared storage)."""
+    if jax.process_index() == 0:
+        for step in steps:
+            path = os.path.join(str(manager.directory), str(step))
+            os.replace(path, f"{path}.unreadable-{int(time.time())}")
+            print(f"warning: moved the unreadable checkpoint {step} to {path}.unreadable-*")
+    manager.reload()
+
+
+def restore_latest(manager: ocp.CheckpointManager, abstract_state, config: dict | None = None):
     """Restore the newest readable checkpoint.
 
     Args:
       manager: the run's manager.
       abstract_state: ``jax.ShapeDtypeStruct`` tree of the state (with shardings if any).
+      config: this run's config as a JSON dict; named in the error if the state does not fit.
 
     Returns:
       ``(step, state)``, or ``(None, None)`` when there is no checkpoint at all.
 
     Raises:
-      RuntimeError: if checkpoints exist but none can be read.
+      StructureMismatch: if a checkpoint holds a state of another structure (no fallback: every
+        checkpoint of a run has the same structure, so the run's config differs).
+      NoReadableCheckpoint: if checkpoints exist but none can be read.
     """
     steps = sorted(manager.all_steps(), reverse=True)
     errors = []
     for step in steps:
         try:
-            return step, _restore_step(manager, step, abstract_state)
+            state = _restore_step(manager, step, abstract_state, config)
+        except StructureMismatch:
+            raise
         except Exception as err:  # noqa: BLE001 - any read failure means: try the previous one
-            message = f"checkpoint {step} is unreadable ({type(err).__name__}: {err})"
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            message = f"checkpoint {step} is unreadable ({type(err).__name__}: {first_line})"
             log.warning("%s; falling back to the previous checkpoint", message)
             print(f"warning: {message}; falling back to the previous checkpoint")
             errors.append(message)
+            continue
+        if errors:
+            _set_aside(manager, steps[: len(errors)])
+        return step, state
     if steps:
-        raise RuntimeError("no readable checkpoint: " + "; ".join(errors))
+        raise NoReadableCheckpoint("no readable checkpoint: " + "; ".join(errors))
     return None, None
+
+
+def read_leaves(directory: str, step: int | None = None) -> tuple[int, dict[str, np.ndarray]]:
+    """Every stored leaf of checkpoint ``step`` (default: the newest) as ``{path: array}``.
+
+    Reads a run's checkpoint without building its envs or learner (analysis, transfer, tests);
+    paths are those of ``leaf_specs`` (e.g. ``.learner.log_alpha``), typed keys come back as
+    their raw key data, zero-size leaves are left out.
+    """
+    options = ocp.CheckpointManagerOptions(read_only=True, create=False)
+    manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
+    if step is None:
+        step = manager.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {directory}")
+    meta = read_meta(manager, step)
+    items = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    paths = [path for path, _, _ in meta["leaves"]]
+    return step, {paths[int(i)]: np.asarray(x) for i, x in items["state"].items()}

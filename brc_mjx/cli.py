@@ -81,12 +81,13 @@ def train_main(argv: list[str] | None = None) -> int:
     """``brc-train``: run (or ``--resume``) a training run; exit 1 with one line on failure."""
     import sys
 
+    from brc_mjx.checkpoint import NoReadableCheckpoint
     from brc_mjx.run import NonFiniteError, run
 
     cfg = parse_train_args(sys.argv[1:] if argv is None else argv)
     try:
         result = run(cfg)
-    except (ValueError, NonFiniteError) as err:
+    except (ValueError, NonFiniteError, NoReadableCheckpoint) as err:
         print(f"brc-train: error: {err}", file=sys.stderr)
         return 1
     if "eval/mean_return" in result:

@@ -8,6 +8,7 @@ the environment's sizes; they are never written back into a config.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Literal
 
 
@@ -174,8 +175,52 @@ class TrainConfig:
     run_dir: str = "runs/default"
     """Directory for config, logs (JSONL, TensorBoard), checkpoints and profiles."""
     resume: bool = False
-    """Continue from the latest good checkpoint in run_dir."""
+    """Continue from the latest good checkpoint in run_dir (fails if it holds none)."""
+    start_if_no_checkpoint: bool = False
+    """With --resume: start a fresh run in run_dir when it holds no checkpoint yet."""
     profile: bool = False
     """Capture a jax.profiler trace of a few steady-state epochs into run_dir/profile."""
     distributed: bool = False
     """Multi-host: call jax.distributed.initialize() first (one process per host)."""
+
+
+#: Fields a resumed run may change (prefixes end with "."): they change neither the state's
+#: shapes nor the meaning of what was learned. Every other difference is refused.
+RESUMABLE_FIELDS = (
+    "total_env_steps", "eval_every", "checkpoint_every", "keep_checkpoints", "run_dir", "resume",
+    "start_if_no_checkpoint", "profile", "distributed", "env.eval_episodes", "mesh.",
+)
+
+
+def to_json(cfg) -> dict:
+    """A config as the JSON dict written to ``config.json`` (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for name, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = value
+    return out
+
+
+def diff_fields(old: dict, new: dict) -> list[tuple[str, object, object]]:
+    """``(dotted field, old value, new value)`` of every field that differs between two configs.
+
+    Both are JSON dicts (``to_json``); a field missing on one side shows as ``None`` there.
+
+    >>> diff_fields({"a": 1, "b": {"c": [2]}}, {"a": 1, "b": {"c": [3]}})
+    [('b.c', [2], [3])]
+    """
+    flat_old, flat_new = _flat(old), _flat(new)
+    names = list(flat_new) + [n for n in flat_old if n not in flat_new]
+    return [(n, flat_old.get(n), flat_new.get(n)) for n in names
+            if flat_old.get(n) != flat_new.get(n)]
+
+
+def resumable(field: str) -> bool:
+    """Whether a resumed run may change ``field`` (a dotted name from ``diff_fields``)."""
+    return any(field == f or (f.endswith(".") and field.startswith(f)) for f in RESUMABLE_FIELDS)

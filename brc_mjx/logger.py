@@ -52,10 +52,33 @@ def run_metadata() -> dict:
     }
 
 
+def truncate_records(path: str, env_steps: int) -> None:
+    """Keep the records of ``path`` (JSONL) up to ``env_steps``; drop a torn last line."""
+    kept = []
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill
+            if record.get("env_steps", 0) <= env_steps:
+                kept.append(line if line.endswith("\n") else line + "\n")
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.writelines(kept)
+    os.replace(tmp, path)
+
+
 class Logger:
     """Writes every record to TensorBoard and ``metrics.jsonl``, and a summary to the console."""
 
-    def __init__(self, run_dir: str, task_names=(), enabled: bool = True):
+    def __init__(self, run_dir: str, task_names=(), enabled: bool = True, start_env_steps: int = 0):
+        """Open the run's logs, continuing from ``start_env_steps`` (per task).
+
+        Records logged after ``start_env_steps`` by an earlier process (one that was killed or
+        crashed after its last checkpoint) are dropped from ``metrics.jsonl`` and purged from
+        TensorBoard, so a resumed run's logs hold every step once.
+        """
         self.enabled = enabled
         self.task_names = tuple(task_names)
         self.start = time.perf_counter()
@@ -64,8 +87,11 @@ class Logger:
             return
         from tensorboardX import SummaryWriter
 
-        self.writer = SummaryWriter(os.path.join(run_dir, "tb"))
-        self.jsonl = open(os.path.join(run_dir, "metrics.jsonl"), "a")
+        path = os.path.join(run_dir, "metrics.jsonl")
+        if os.path.exists(path):
+            truncate_records(path, start_env_steps)
+        self.writer = SummaryWriter(os.path.join(run_dir, "tb"), purge_step=start_env_steps + 1)
+        self.jsonl = open(path, "a")
 
     def console(self, message: str) -> None:
         if self.enabled:

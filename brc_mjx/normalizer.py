@@ -122,6 +122,11 @@ def update(
     return state.replace(length=jnp.where(done, 0, state.length))
 
 
+def drop_episodes(state: NormalizerState) -> NormalizerState:
+    """Forget the episodes in flight (their envs were reset); the task statistics stay."""
+    return state.replace(length=jnp.zeros_like(state.length))
+
+
 def reward_scale(
     state: NormalizerState,
     alpha: jax.Array,

@@ -6,7 +6,6 @@ module only decides *when* to call it, evaluate, log and checkpoint.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
@@ -16,9 +15,9 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from brc_mjx import checkpoint, parallel, profiling, train
+from brc_mjx import checkpoint, parallel, profiling, rundir, train
 from brc_mjx.acting import evaluate
-from brc_mjx.config import TrainConfig
+from brc_mjx.config import TrainConfig, to_json
 from brc_mjx.logger import Logger, run_metadata
 
 
@@ -88,40 +87,46 @@ def run(
     if cfg.distributed:
         parallel.initialize_distributed()
     train.validate(cfg)
+    cfg, restore, messages = rundir.prepare(cfg)
     env, eval_env = env_factory(cfg)
     program = train.build(cfg, env)
     learner, derived = program.learner, program.derived
     needed = train.replay_bytes(cfg, env)
-    os.makedirs(cfg.run_dir, exist_ok=True)
-    lead = jax.process_index() == 0  # only process 0 logs and writes run metadata
-    logger = Logger(cfg.run_dir, env.task_names, enabled=lead)
-    logger.console(
-        f"tasks {', '.join(env.task_names)} | {derived.num_envs} envs | obs {env.obs_dim} | "
-        f"action {env.action_dim} | replay {needed / 2**30:.3f} GiB | replay ratio "
-        f"{derived.replay_ratio:.2f} ({cfg.updates_per_step} x {cfg.batch_size} per "
-        f"{derived.num_envs} transitions) | {derived.epochs} epochs"
-    )
     from brc_mjx import replay as replay_lib
 
     data, _ = parallel.mesh_shape(cfg.mesh, jax.device_count())
     replay_lib.check_fits(needed // data)
-    if lead:
-        with open(os.path.join(cfg.run_dir, "config.json"), "w") as f:
-            json.dump(dataclasses.asdict(cfg), f, indent=2)
-        with open(os.path.join(cfg.run_dir, "meta.json"), "w") as f:
-            json.dump(run_metadata(), f, indent=2)
 
     manager = checkpoint.make_manager(os.path.join(cfg.run_dir, "checkpoints"),
                                       cfg.keep_checkpoints)
-    state = None
-    if cfg.resume:
+    state, resumed_at = None, None
+    if restore:
         target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                               program.abstract_state, program.shardings)
-        step, state = checkpoint.restore_latest(manager, target)
-        if state is not None:
-            logger.console(f"resumed from checkpoint at epoch {step}")
+        resumed_at, state = checkpoint.restore_latest(manager, target, to_json(cfg))
+        messages.append(f"resumed from checkpoint {resumed_at} "
+                        f"({int(state.env_steps) * cfg.env.envs_per_task} env steps per task)")
+        if "envpool" in env.backends:
+            state = train.reset_envs(env, program, state)
+            messages.append("EnvPool envs cannot be restored: all envs were reset, the episodes "
+                            "in flight are lost (their transitions stay in the replay)")
     if state is None:
         state = train.init_sharded_state(cfg, env, program)
+
+    lead = jax.process_index() == 0  # only process 0 logs and writes run metadata
+    start_env_steps = int(state.env_steps) * cfg.env.envs_per_task
+    logger = Logger(cfg.run_dir, env.task_names, enabled=lead, start_env_steps=start_env_steps)
+    for message in messages:
+        logger.console(message)
+    logger.console(
+        f"tasks {', '.join(env.task_names)} | {derived.num_envs} envs | obs {env.obs_dim} | "
+        f"action {env.action_dim} | replay {needed / 2**30:.3f} GiB | replay ratio "
+        f"{derived.replay_ratio:.2f} ({cfg.updates_per_step} x {cfg.batch_size} per "
+        f"{derived.num_envs} transitions) | {derived.epochs} epochs | run_dir {cfg.run_dir}"
+    )
+    if lead:
+        rundir.write_json(os.path.join(cfg.run_dir, "config.json"), to_json(cfg))
+        rundir.write_json(os.path.join(cfg.run_dir, "meta.json"), run_metadata())
 
     epoch_fn, compile_s = train.compile_epoch(cfg, env, program, state)
     eval_fn = None
@@ -177,9 +182,10 @@ def run(
         logger.log(env_steps, record)
         if last or (derived.checkpoint_every_epochs
                     and (epoch + 1) % derived.checkpoint_every_epochs == 0):
-            checkpoint.save(manager, epoch + 1, state)
+            checkpoint.save(manager, epoch + 1, state, to_json(cfg))
         result.update(record)
     logger.close()
     result["state"] = state
     result["epochs_done"] = stop_epoch
+    result["run_dir"] = cfg.run_dir
     return result

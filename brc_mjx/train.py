@@ -288,6 +288,23 @@ def init_sharded_state(cfg: TrainConfig, env, program: Program) -> TrainState:
     return jax.jit(init, out_shardings=program.shardings)()
 
 
+def reset_envs(env, program: Program, state: TrainState) -> TrainState:
+    """``state`` with every env reset and the normaliser's episodes in flight dropped.
+
+    For a resumed run whose simulator state lives outside the checkpoint (EnvPool's host pools);
+    everything else (learner, replay, statistics, counters, key) is kept.
+    """
+
+    def reset(state):
+        key_env = jax.random.fold_in(state.key, state.env_steps)
+        learner_state = state.learner.replace(
+            normalizer=normalizer.drop_episodes(state.learner.normalizer))
+        return state.replace(env=env.reset(key_env), learner=learner_state)
+
+    return jax.jit(reset, in_shardings=(program.shardings,), out_shardings=program.shardings,
+                   donate_argnums=0)(state)
+
+
 def compile_epoch(cfg: TrainConfig, env, program: Program, state: TrainState):
     """Compile the sharded epoch ahead of time for ``state``; returns ``(epoch_fn, seconds)``."""
     start = time.perf_counter()

@@ -48,6 +48,7 @@ class ToyEnv:
         self.num_envs = self.num_tasks * self.envs_per_task
         self.task_ids = np.repeat(np.arange(self.num_tasks), self.envs_per_task).astype(np.int32)
         self.task_names = tuple(f"toy/task{k}" for k in range(self.num_tasks))
+        self.backends = ("toy",) * self.num_tasks
         self.episode_length = (self.episode_len,) * self.num_tasks
         self.has_success = (True,) * self.num_tasks
         dims = np.asarray(self.action_dims)[self.task_ids]
