@@ -128,6 +128,13 @@ def run(
         rundir.write_json(os.path.join(cfg.run_dir, "config.json"), to_json(cfg))
         rundir.write_json(os.path.join(cfg.run_dir, "meta.json"), run_metadata())
 
+    start_epoch = int(state.env_steps) // cfg.steps_per_epoch
+    if start_epoch >= derived.epochs:
+        logger.console(f"the run is complete ({start_epoch} of {derived.epochs} epochs): nothing "
+                       "to do (a larger --total-env-steps continues it)")
+        logger.close()
+        return {"state": state, "epochs_done": start_epoch, "run_dir": cfg.run_dir}
+
     epoch_fn, compile_s = train.compile_epoch(cfg, env, program, state)
     eval_fn = None
     if eval_env is not None:
@@ -135,7 +142,6 @@ def run(
                                             num_steps=derived.max_episode_length))
     logger.console(f"compiled the train epoch in {compile_s:.1f} s")
 
-    start_epoch = int(state.env_steps) // cfg.steps_per_epoch
     stop_epoch = derived.epochs if max_epochs is None else min(derived.epochs,
                                                               start_epoch + max_epochs)
     eval_key = jax.random.PRNGKey(cfg.seed + 1)

@@ -82,6 +82,10 @@ def _params(result):
 
 def test_resume_is_bit_identical_and_falls_back_from_a_corrupt_checkpoint(tmp_path, capsys):
     full = run_lib.run(tiny_config(tmp_path / "full"), env_factory=toy_factory)
+    capsys.readouterr()
+    done = run_lib.run(tiny_config(tmp_path / "full", resume=True), env_factory=toy_factory)
+    assert done["epochs_done"] == 10  # nothing left to do, nothing compiled
+    assert "the run is complete (10 of 10 epochs)" in capsys.readouterr().out
     part_cfg = tiny_config(tmp_path / "part")
     first = run_lib.run(part_cfg, env_factory=toy_factory, max_epochs=4)  # "killed" at epoch 4
     assert first["epochs_done"] == 4
