@@ -1,14 +1,14 @@
 """Chaos tests: ``brc-train`` run exactly as a user runs it (a subprocess), killed and resumed.
 
 One tiny MJX run (``dmc/cartpole-balance``) goes uninterrupted to the end: the reference. Others are
-SIGKILLed after their 2nd checkpoint while the 3rd is being written, or have their newest
-checkpoint corrupted, and are resumed by a new process: each must end with the reference's
+SIGKILLed after their 2nd checkpoint (while the 3rd is being written, or with their newest
+checkpoint corrupted afterwards) and resumed by a new process: each must end with the reference's
 parameters, optimiser states, replay, env state and per-epoch training metrics, bit for bit. An
 EnvPool run is killed and resumed too (its envs are reset at resume, so it is checked to continue,
 not to match).
 
 The processes share a persistent compilation cache, so only the first of each program compiles,
-and the EnvPool runs overlap the MJX ones (2 cores).
+and independent chains of processes run side by side (2 cores).
 """
 
 from __future__ import annotations
@@ -101,77 +101,110 @@ def assert_same_run(run_dir, reference_dir):
     assert records == ref_records
 
 
-@pytest.fixture(scope="module")
-def envpool_chain(tmp_path_factory, cache_dir):
-    """The EnvPool run (killed after its 2nd checkpoint, then resumed), started in the background:
-    it shares no compiled program with the MJX runs, so it overlaps them on the second core."""
-    run_dir = tmp_path_factory.mktemp("chaos_envpool") / "envpool"
-    results = []
-
-    def chain():
-        results.append(brc_train(cache_dir, run_dir, "--env.backend", "envpool",
-                                 kill_when=lambda: "2" in _checkpoints(run_dir)))
-        done = [int(n) for n in _checkpoints(run_dir) if n.isdigit()]
-        results.append(max(done, default=None))
-        results.append(brc_train(cache_dir, run_dir, "--env.backend", "envpool", "--resume"))
-
-    thread = threading.Thread(target=chain, daemon=True)
+def _in_background(fn) -> threading.Thread:
+    thread = threading.Thread(target=fn, daemon=True)
     thread.start()
-    yield run_dir, thread, results
-    thread.join(TIMEOUT_S)
+    return thread
+
+
+def _newest(run_dir) -> int | None:
+    return max((int(n) for n in _checkpoints(run_dir) if n.isdigit()), default=None)
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, cache_dir, envpool_chain):
-    run_dir = tmp_path_factory.mktemp("chaos") / "reference"
-    code, out = brc_train(cache_dir, run_dir)
-    assert code == 0, out
-    return run_dir
+def runs(tmp_path_factory, cache_dir):
+    """Every run of this module, as three chains of processes on the 2 cores.
+
+    The EnvPool chain shares no compiled program with the MJX runs and starts at once. The MJX
+    reference runs first (it fills the compilation cache), then two MJX chains run side by side:
+    (a)+(b) SIGKILL after the 2nd checkpoint, in the middle of writing the 3rd, then resume;
+    (a)+(d) SIGKILL after the 2nd checkpoint, corrupt the newest checkpoint, then resume.
+    """
+    root = tmp_path_factory.mktemp("chaos")
+    out = {"reference": root / "reference", "writing": root / "killed_writing",
+           "corrupt": root / "killed_corrupt", "envpool": root / "envpool"}
+
+    def envpool_chain():
+        run_dir, pool = out["envpool"], ("--env.backend", "envpool")
+        out["envpool_kill"] = brc_train(cache_dir, run_dir, *pool,
+                                        kill_when=lambda: "2" in _checkpoints(run_dir))
+        out["envpool_killed_at"] = _newest(run_dir)
+        out["envpool_resume"] = brc_train(cache_dir, run_dir, *pool, "--resume")
+
+    def writing_chain():
+        run_dir = out["writing"]
+
+        def writing_third():
+            return any(n.startswith("3.") and "tmp" in n for n in _checkpoints(run_dir))
+
+        out["writing_kill"] = brc_train(cache_dir, run_dir, kill_when=writing_third)
+        out["writing_left"] = _checkpoints(run_dir)
+        out["writing_resume"] = brc_train(cache_dir, run_dir, "--resume")
+
+    def corrupt_chain():
+        run_dir = out["corrupt"]
+        out["corrupt_kill"] = brc_train(cache_dir, run_dir,
+                                        kill_when=lambda: "2" in _checkpoints(run_dir))
+        newest = out["corrupt_newest"] = _newest(run_dir)
+        for path in (Path(run_dir) / "checkpoints" / str(newest) / "state").rglob("*"):
+            if path.is_file():
+                path.write_bytes(b"garbage")
+        out["corrupt_resume"] = brc_train(cache_dir, run_dir, "--resume")
+
+    threads = [_in_background(envpool_chain)]
+    out["reference_run"] = brc_train(cache_dir, out["reference"])
+    threads += [_in_background(writing_chain), _in_background(corrupt_chain)]
+    for thread in threads:
+        thread.join(3 * TIMEOUT_S)
+    return out
 
 
-def test_sigkill_mid_checkpoint_write_resumes_bit_exactly_and_falls_back_from_corruption(
-        tmp_path, cache_dir, reference):
-    """(a) SIGKILL after the 2nd checkpoint, (b) in the middle of writing the 3rd: a new process
-    resumes from the 2nd, ignoring the partial one, and ends identical to the uninterrupted run.
-    (d) The newest checkpoint's files corrupted: a resume falls back to the previous one."""
-    run_dir = tmp_path / "killed"
-
-    def writing_third():
-        return any(name.startswith("3.") and "tmp" in name for name in _checkpoints(run_dir))
-
-    code, out = brc_train(cache_dir, run_dir, kill_when=writing_third)
-    assert code == -signal.SIGKILL, out
-    names = _checkpoints(run_dir)
-    assert "2" in names and "3" not in names, names
-    assert any(n.startswith("3.") for n in names), names  # killed mid-write: a partial is left
-
-    code, out = brc_train(cache_dir, run_dir, "--resume")
-    assert code == 0, out
-    assert "resumed from checkpoint 2 " in out
-    assert_same_run(run_dir, reference)
-
-    newest = Path(run_dir) / "checkpoints" / str(EPOCHS) / "state"
-    for path in newest.rglob("*"):
-        if path.is_file():
-            path.write_bytes(b"garbage")
-    code, out = brc_train(cache_dir, run_dir, "--resume")
-    assert code == 0, out
-    assert f"checkpoint {EPOCHS} is unreadable" in out
-    assert f"resumed from checkpoint {EPOCHS - 1} " in out
-    assert_same_run(run_dir, reference)  # the last epoch redone, written as a new checkpoint
-    assert any(n.startswith(f"{EPOCHS}.unreadable") for n in _checkpoints(run_dir))
+def test_reference_run_completes(runs):
+    code, log = runs["reference_run"]
+    assert code == 0, log
+    assert _newest(runs["reference"]) == EPOCHS
 
 
-def test_envpool_run_resumes_with_reset_envs(envpool_chain):
+def test_sigkill_mid_checkpoint_write_resumes_bit_exactly_from_the_previous_one(runs):
+    """(a)+(b): killed after the 2nd checkpoint while the 3rd was being written; a new process
+    resumes from the 2nd, ignoring the partial 3rd, and ends identical to the uninterrupted run."""
+    code, log = runs["writing_kill"]
+    assert code == -signal.SIGKILL, log
+    left = runs["writing_left"]
+    assert "2" in left and "3" not in left, left
+    assert any(n.startswith("3.") for n in left), left  # killed mid-write: a partial is left
+    code, log = runs["writing_resume"]
+    assert code == 0, log
+    assert "resumed from checkpoint 2 " in log
+    assert_same_run(runs["writing"], runs["reference"])
+    assert not any(n.startswith("3.") for n in _checkpoints(runs["writing"]))  # partial removed
+
+
+def test_sigkill_then_corrupt_newest_checkpoint_falls_back_and_resumes_bit_exactly(runs):
+    """(a)+(d): killed after the 2nd checkpoint, newest checkpoint's files overwritten: a resume
+    says so, sets it aside, resumes from the previous one and ends identical again."""
+    code, log = runs["corrupt_kill"]
+    assert code == -signal.SIGKILL, log
+    newest = runs["corrupt_newest"]
+    assert newest is not None and 2 <= newest < EPOCHS
+    code, log = runs["corrupt_resume"]
+    assert code == 0, log
+    assert f"checkpoint {newest} is unreadable" in log
+    assert f"resumed from checkpoint {newest - 1} " in log
+    assert_same_run(runs["corrupt"], runs["reference"])
+    assert any(n.startswith(f"{newest}.unreadable") for n in _checkpoints(runs["corrupt"]))
+
+
+def test_envpool_run_resumes_with_reset_envs(runs):
     """(c) EnvPool's simulators cannot be restored: the resume resets the envs, says so, and
     continues from the checkpoint with every epoch logged once."""
-    run_dir, thread, results = envpool_chain
-    thread.join(TIMEOUT_S)
-    (code, out), done, (resumed_code, resumed_out) = results
-    assert code == -signal.SIGKILL, out
-    assert resumed_code == 0, resumed_out
-    assert f"resumed from checkpoint {done} " in resumed_out
-    assert "EnvPool envs cannot be restored: all envs were reset" in resumed_out
+    run_dir = runs["envpool"]
+    code, log = runs["envpool_kill"]
+    assert code == -signal.SIGKILL, log
+    code, log = runs["envpool_resume"]
+    assert code == 0, log
+    assert f"resumed from checkpoint {runs['envpool_killed_at']} " in log
+    assert "EnvPool envs cannot be restored: all envs were reset" in log
     records = _records(run_dir)
     assert [r["env_steps"] for r in records] == [PER_EPOCH * (e + 1) for e in range(EPOCHS)]
     assert records[-1]["train/critic_loss"] > 0
