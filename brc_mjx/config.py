@@ -36,6 +36,12 @@ class NetworkConfig:
     """Highest atom of the support."""
     critic_compute_dtype: Literal["float32", "bfloat16"] = "float32"
     """Compute dtype of the critic's matmuls (parameters and optimiser stay float32)."""
+    critic_arch: Literal["bronet", "mlp"] = "bronet"
+    """Critic trunk: BroNet (LayerNorm, residual) or a plain Dense-ReLU MLP with as many layers
+    (1 + 2 critic_depth) of the same width (ablation)."""
+    task_conditioning: Literal["embedding", "onehot", "heads"] = "embedding"
+    """How critic and actor see the task: a learned L2-normalised embedding (BRC), a one-hot
+    vector, or a shared trunk with one output head per task (ablations; multi-task only)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +80,11 @@ class LearnerConfig:
     """EMA factor of the per-task policy entropy used by entropy_scale_mode="empirical"."""
     fallback_reward_scale: float = 1.0
     """Reward scale of a task that has not finished a training episode yet (raw rewards)."""
+    critic_loss: Literal["categorical", "mse"] = "categorical"
+    """Critic head and loss: categorical cross-entropy (BRC) or a scalar head with squared TD
+    error against the same soft TD target (ablation)."""
+    reward_normalization: bool = True
+    """Divide rewards by the per-task scale of spec section 5 (False: raw rewards, ablation)."""
 
 
 def validate(cfg: LearnerConfig) -> None:
@@ -98,6 +109,13 @@ def validate(cfg: LearnerConfig) -> None:
         (cfg.temperature_lr > 0.0, f"temperature_lr must be > 0, got {cfg.temperature_lr}"),
         (cfg.fallback_reward_scale > 0.0,
          f"fallback_reward_scale must be > 0, got {cfg.fallback_reward_scale}"),
+        (net.critic_arch in ("bronet", "mlp"),
+         f"network.critic_arch must be 'bronet' or 'mlp', got {net.critic_arch!r}"),
+        (net.task_conditioning in ("embedding", "onehot", "heads"),
+         f"network.task_conditioning must be 'embedding', 'onehot' or 'heads', "
+         f"got {net.task_conditioning!r}"),
+        (cfg.critic_loss in ("categorical", "mse"),
+         f"critic_loss must be 'categorical' or 'mse', got {cfg.critic_loss!r}"),
         (cfg.entropy_scale_mode in ("target", "empirical"),
          f"entropy_scale_mode must be 'target' or 'empirical', got {cfg.entropy_scale_mode!r}"),
     ]

@@ -87,7 +87,8 @@ def make_learner(
 
     return Learner(
         cfg=cfg,
-        nets=make_networks(cfg.network, action_dim, len(action_dims)),
+        nets=make_networks(cfg.network, action_dim, len(action_dims),
+                           scalar_critic=cfg.critic_loss == "mse"),
         actor_optimizer=adamw(cfg.actor_lr),
         critic_optimizer=adamw(cfg.critic_lr),
         temperature_optimizer=optax.adam(cfg.temperature_lr, b1=cfg.temperature_b1),
@@ -148,8 +149,10 @@ def apply_update(
 
 
 def reward_scales(learner: Learner, state: LearnerState) -> jax.Array:
-    """``(num_tasks,)`` current reward scale of every task."""
+    """``(num_tasks,)`` current reward scale of every task (ones without normalisation)."""
     cfg = learner.cfg
+    if not cfg.reward_normalization:
+        return jnp.ones((learner.num_tasks,), jnp.float32)
     if cfg.entropy_scale_mode == "empirical":
         entropy = state.policy_entropy
     else:
@@ -195,7 +198,7 @@ def sgd_step(
 
     with jax.named_scope("critic_update"):
         critic_params, critic_opt_state, critic_metrics = apply_update(
-            losses.critic_loss,
+            losses.CRITIC_LOSSES[cfg.critic_loss],
             state.critic_params,
             state.critic_opt_state,
             learner.critic_optimizer,

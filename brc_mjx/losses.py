@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from brc_mjx import categorical
-from brc_mjx.networks import Networks, sample_policy, task_embedding
+from brc_mjx.networks import Networks, actor_task_input, sample_policy
 
 
 def critic_probs(nets: Networks, critic_params, obs, action, task_id) -> jax.Array:
@@ -21,9 +21,21 @@ def critic_probs(nets: Networks, critic_params, obs, action, task_id) -> jax.Arr
     return jnp.mean(jax.nn.softmax(logits, axis=-1), axis=0)
 
 
+def critic_value(nets: Networks, critic_params, obs, action, task_id) -> jax.Array:
+    """Scalar Q ``(batch,)``: ``sum_j z_j pbar_j`` of the ensemble-mean probabilities, or the
+    ensemble mean of the scalar heads (MSE ablation)."""
+    out = nets.critic.apply(critic_params, obs, action, task_id)  # (ensemble, batch, outputs)
+    if nets.scalar:
+        return jnp.mean(out[..., 0], axis=0)
+    probs = jnp.mean(jax.nn.softmax(out, axis=-1), axis=0)
+    return categorical.scalar_q(probs, nets.critic.atoms)
+
+
 def policy(nets: Networks, actor_params, critic_params, obs, task_id):
-    """Actor's ``(mean, log_std)`` given obs and the gradient-stopped task embedding."""
-    return nets.actor.apply(actor_params, obs, task_embedding(nets, critic_params, task_id))
+    """Actor's ``(mean, log_std)`` given obs and the task (gradient-stopped embedding, one-hot
+    vector, or its own heads)."""
+    return nets.actor.apply(actor_params, obs, actor_task_input(nets, critic_params, task_id),
+                            task_id)
 
 
 def td_target(
@@ -115,6 +127,49 @@ def critic_loss(
     return loss, metrics
 
 
+def mse_critic_loss(
+    critic_params,
+    target_critic_params,
+    actor_params,
+    alpha: jax.Array,
+    batch,
+    reward_scale: jax.Array,
+    action_mask: jax.Array,
+    key: jax.Array,
+    *,
+    nets: Networks,
+    gamma: float,
+    mask_padded: bool = True,
+):
+    """Ablation: squared TD error of scalar critics against the same soft TD target.
+
+    ``y = r + gamma (1 - terminated) (mean_k Qbar_k(s', a') - alpha log pi(a'|s'))`` with
+    ``a' ~ pi(.|s', e)`` and the target critics' ensemble mean (as BRC averages their
+    probabilities; no clipping to a support), and ``L = sum_k mean_b (Q_k(s, a) - y)^2``.
+    Same arguments and metrics as :func:`critic_loss`.
+    """
+    mean, log_std = policy(nets, actor_params, critic_params, batch.next_obs, batch.task_id)
+    next_action, next_log_prob = sample_policy(key, mean, log_std, action_mask, mask_padded)
+    next_q = critic_value(nets, target_critic_params, batch.next_obs, next_action, batch.task_id)
+    reward = batch.reward / reward_scale
+    mask = 1.0 - batch.terminated.astype(jnp.float32)
+    y = jax.lax.stop_gradient(reward + gamma * mask * (next_q - alpha * next_log_prob))  # (B,)
+    action = batch.action * action_mask if mask_padded else batch.action
+    q = nets.critic.apply(critic_params, batch.obs, action, batch.task_id)[..., 0]  # (E, B)
+    per_critic = jnp.mean(jnp.square(q - y[None]), axis=-1)  # (ensemble,)
+    loss = jnp.sum(per_critic)
+    metrics = {
+        "critic_loss": loss,
+        "q_mean": jnp.mean(q),
+        "target_q_mean": jnp.mean(y),
+        "normalized_reward_mean": jnp.mean(reward),
+    }
+    return loss, metrics
+
+
+CRITIC_LOSSES = {"categorical": critic_loss, "mse": mse_critic_loss}
+
+
 def actor_loss(
     actor_params,
     critic_params,
@@ -128,8 +183,9 @@ def actor_loss(
 ):
     """SAC actor loss ``mean_b [alpha log pi(a~|s,e) - Q(s, a~, e)]`` with ``a~`` reparameterised.
 
-    ``Q = sum_j z_j pbar_j`` with ``pbar`` the ensemble-mean probabilities of the online critic,
-    whose parameters (and the embedding table) are held constant.
+    ``Q = sum_j z_j pbar_j`` with ``pbar`` the ensemble-mean probabilities of the online critic
+    (the ensemble-mean scalar Q with the MSE ablation), whose parameters (and the embedding
+    table) are held constant.
 
     Returns:
       ``(loss, metrics)``; ``metrics["log_prob"]`` is the per-sample ``(batch,)`` log pi used by
@@ -138,9 +194,7 @@ def actor_loss(
     critic_params = jax.lax.stop_gradient(critic_params)
     mean, log_std = policy(nets, actor_params, critic_params, batch.obs, batch.task_id)
     action, log_prob = sample_policy(key, mean, log_std, action_mask, mask_padded)
-    q = categorical.scalar_q(
-        critic_probs(nets, critic_params, batch.obs, action, batch.task_id), nets.critic.atoms
-    )
+    q = critic_value(nets, critic_params, batch.obs, action, batch.task_id)
     loss = jnp.mean(alpha * log_prob - q)
     metrics = {
         "actor_loss": loss,

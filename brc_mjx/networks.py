@@ -64,19 +64,56 @@ class BroNet(nn.Module):
         return h
 
 
-class CriticMember(nn.Module):
-    """One categorical critic: BroNet trunk and a Dense head producing ``num_atoms`` logits."""
+class MLP(nn.Module):
+    """Plain ablation trunk: ``1 + 2 depth`` Dense -> ReLU layers (BroNet's dense layer count),
+    no LayerNorm, no residual connection."""
 
     width: int
     depth: int
-    num_atoms: int
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        h = BroNet(self.width, self.depth, self.dtype)(x)
-        # Logits in float32 whatever the compute dtype: softmax / cross-entropy stay exact.
-        return _dense(self.num_atoms, dtype=self.dtype)(h).astype(jnp.float32)
+        h = x
+        for _ in range(1 + 2 * self.depth):
+            h = nn.relu(_dense(self.width, dtype=self.dtype)(h))
+        return h
+
+
+TRUNKS = {"bronet": BroNet, "mlp": MLP}
+
+
+def task_head(features: int, num_heads: int, h: jax.Array, task_id: jax.Array | None, gain: float,
+              dtype=jnp.float32) -> jax.Array:
+    """A Dense output of ``features``; with ``num_heads > 1`` one head per task, each sample
+    reading only its task's head (so other heads get zero gradient from it).
+
+    Returns ``(batch, features)``.
+    """
+    out = _dense(features * num_heads, gain=gain, dtype=dtype)(h)
+    if num_heads == 1:
+        return out
+    out = out.reshape(*out.shape[:-1], num_heads, features)  # (batch, heads, features)
+    return jnp.take_along_axis(out, task_id[:, None, None], axis=-2)[..., 0, :]
+
+
+class CriticMember(nn.Module):
+    """One critic: a BroNet (or MLP) trunk and a Dense head of ``num_outputs`` (logits or Q),
+    one head per task when ``num_heads > 1``."""
+
+    width: int
+    depth: int
+    num_outputs: int
+    dtype: jnp.dtype = jnp.float32
+    arch: str = "bronet"
+    num_heads: int = 1
+
+    @nn.compact
+    def __call__(self, x: jax.Array, task_id: jax.Array) -> jax.Array:
+        h = TRUNKS[self.arch](self.width, self.depth, self.dtype)(x)
+        out = task_head(self.num_outputs, self.num_heads, h, task_id, math.sqrt(2.0), self.dtype)
+        # float32 whatever the compute dtype: softmax / cross-entropy / squared error stay exact.
+        return out.astype(jnp.float32)
 
 
 def l2_normalize(x: jax.Array, eps: float = 1e-8) -> jax.Array:
@@ -84,11 +121,18 @@ def l2_normalize(x: jax.Array, eps: float = 1e-8) -> jax.Array:
     return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
 
 
-class Critic(nn.Module):
-    """Ensemble of categorical BroNet critics on concat(obs, action, task embedding).
+def one_hot_task(task_id: jax.Array, num_tasks: int) -> jax.Array:
+    """``(batch, num_tasks)`` float32 one-hot task vectors."""
+    return jax.nn.one_hot(task_id, num_tasks, dtype=jnp.float32)
 
-    Returns logits shaped ``(ensemble, batch, atoms)``. With ``num_tasks == 1`` there is no
-    embedding (single-task mode).
+
+class Critic(nn.Module):
+    """Ensemble of BroNet critics on concat(obs, action, task input).
+
+    Returns ``(ensemble, batch, num_outputs)``: categorical logits (``num_outputs = num_atoms``)
+    or a scalar Q (``num_outputs = 1``, the MSE ablation). The task input is the learned
+    embedding (BRC), a one-hot vector, or nothing with one output head per task
+    (``conditioning``); with ``num_tasks == 1`` there is none (single-task mode).
     """
 
     width: int
@@ -100,6 +144,9 @@ class Critic(nn.Module):
     v_min: float = -10.0
     v_max: float = 10.0
     dtype: jnp.dtype = jnp.float32
+    arch: str = "bronet"
+    conditioning: str = "embedding"
+    num_outputs: int | None = None  # None: num_atoms (categorical)
 
     @property
     def atoms(self) -> jax.Array:
@@ -109,13 +156,16 @@ class Critic(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array, task_id: jax.Array) -> jax.Array:
         inputs = [obs, action]
-        if self.num_tasks > 1:
+        multi = self.num_tasks > 1
+        if multi and self.conditioning == "embedding":
             table = self.param(
                 EMBEDDING_KEY,
                 nn.initializers.normal(stddev=1.0),
                 (self.num_tasks, self.embedding_dim),
             )
             inputs.append(l2_normalize(table[task_id]))  # (batch, embedding_dim)
+        elif multi and self.conditioning == "onehot":
+            inputs.append(one_hot_task(task_id, self.num_tasks))  # (batch, num_tasks)
         x = jnp.concatenate(inputs, axis=-1)
         ensemble = nn.vmap(
             CriticMember,
@@ -125,25 +175,32 @@ class Critic(nn.Module):
             out_axes=0,
             axis_size=self.ensemble_size,
         )
-        return ensemble(self.width, self.depth, self.num_atoms, self.dtype, name="ensemble")(x)
+        heads = self.num_tasks if multi and self.conditioning == "heads" else 1
+        member = ensemble(self.width, self.depth, self.num_outputs or self.num_atoms, self.dtype,
+                          self.arch, heads, name="ensemble")
+        return member(x, task_id)
 
 
 class Actor(nn.Module):
     """Tanh-Gaussian policy head on a BroNet trunk; returns ``(mean, log_std)``.
 
-    ``log_std = -10 + 12 * 0.5 * (1 + tanh(raw))`` keeps it in [-10, 2].
+    ``log_std = -10 + 12 * 0.5 * (1 + tanh(raw))`` keeps it in [-10, 2]. ``task_input`` (the
+    task embedding or one-hot vector) is concatenated to the observation; with ``num_heads > 1``
+    each task has its own mean and log-std heads instead.
     """
 
     action_dim: int
     width: int
     depth: int
+    num_heads: int = 1
 
     @nn.compact
-    def __call__(self, obs: jax.Array, task_emb: jax.Array | None) -> tuple[jax.Array, jax.Array]:
-        x = obs if task_emb is None else jnp.concatenate([obs, task_emb], axis=-1)
+    def __call__(self, obs: jax.Array, task_input: jax.Array | None,
+                 task_id: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        x = obs if task_input is None else jnp.concatenate([obs, task_input], axis=-1)
         h = BroNet(self.width, self.depth)(x)
-        mean = _dense(self.action_dim, gain=math.sqrt(2.0))(h)
-        raw_log_std = _dense(self.action_dim, gain=1.0)(h)
+        mean = task_head(self.action_dim, self.num_heads, h, task_id, math.sqrt(2.0))
+        raw_log_std = task_head(self.action_dim, self.num_heads, h, task_id, 1.0)
         log_std = LOG_STD_MIN + (LOG_STD_MAX - LOG_STD_MIN) * 0.5 * (1.0 + jnp.tanh(raw_log_std))
         return mean, log_std
 
@@ -154,10 +211,16 @@ class Networks(NamedTuple):
     critic: Critic
     actor: Actor
     num_tasks: int
+    conditioning: str = "embedding"  # embedding | onehot | heads (multi-task only)
+    scalar: bool = False  # a scalar critic head (the MSE ablation) instead of categorical logits
 
 
-def make_networks(cfg: NetworkConfig, action_dim: int, num_tasks: int) -> Networks:
-    """Build the critic ensemble and actor modules for ``action_dim`` (padded) and ``num_tasks``."""
+def make_networks(cfg: NetworkConfig, action_dim: int, num_tasks: int,
+                  scalar_critic: bool = False) -> Networks:
+    """Build the critic ensemble and actor modules for ``action_dim`` (padded) and ``num_tasks``.
+
+    ``scalar_critic``: a one-output critic head (the MSE ablation) instead of ``num_atoms`` logits.
+    """
     critic = Critic(
         width=cfg.critic_width,
         depth=cfg.critic_depth,
@@ -168,20 +231,34 @@ def make_networks(cfg: NetworkConfig, action_dim: int, num_tasks: int) -> Networ
         v_min=cfg.v_min,
         v_max=cfg.v_max,
         dtype=jnp.bfloat16 if cfg.critic_compute_dtype == "bfloat16" else jnp.float32,
+        arch=cfg.critic_arch,
+        conditioning=cfg.task_conditioning,
+        num_outputs=1 if scalar_critic else None,
     )
-    actor = Actor(action_dim=action_dim, width=cfg.actor_width, depth=cfg.actor_depth)
-    return Networks(critic=critic, actor=actor, num_tasks=num_tasks)
+    heads = num_tasks if num_tasks > 1 and cfg.task_conditioning == "heads" else 1
+    actor = Actor(action_dim=action_dim, width=cfg.actor_width, depth=cfg.actor_depth,
+                  num_heads=heads)
+    return Networks(critic=critic, actor=actor, num_tasks=num_tasks,
+                    conditioning=cfg.task_conditioning, scalar=scalar_critic)
 
 
 def task_embedding(nets: Networks, critic_params, task_id: jax.Array) -> jax.Array | None:
     """Gradient-stopped, L2-normalised task embeddings read from the critic's table.
 
-    Returns ``(batch, embedding_dim)``, or ``None`` in single-task mode.
+    Returns ``(batch, embedding_dim)``, or ``None`` in single-task mode or without an embedding.
     """
-    if nets.num_tasks <= 1:
+    if nets.num_tasks <= 1 or nets.conditioning != "embedding":
         return None
     table = critic_params["params"][EMBEDDING_KEY]
     return jax.lax.stop_gradient(l2_normalize(table[task_id]))
+
+
+def actor_task_input(nets: Networks, critic_params, task_id: jax.Array) -> jax.Array | None:
+    """What the actor sees of the task next to the observation: the critic's embedding
+    (gradient-stopped), a one-hot vector, or nothing (single task, or per-task heads)."""
+    if nets.num_tasks > 1 and nets.conditioning == "onehot":
+        return one_hot_task(task_id, nets.num_tasks)
+    return task_embedding(nets, critic_params, task_id)
 
 
 def init_params(nets: Networks, key: jax.Array, obs_dim: int, action_dim: int):
@@ -191,8 +268,8 @@ def init_params(nets: Networks, key: jax.Array, obs_dim: int, action_dim: int):
     action = jnp.zeros((1, action_dim), jnp.float32)
     task_id = jnp.zeros((1,), jnp.int32)
     critic_params = nets.critic.init(key_critic, obs, action, task_id)
-    emb = task_embedding(nets, critic_params, task_id)
-    actor_params = nets.actor.init(key_actor, obs, emb)
+    actor_params = nets.actor.init(key_actor, obs, actor_task_input(nets, critic_params, task_id),
+                                   task_id)
     return critic_params, actor_params
 
 

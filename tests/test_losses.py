@@ -32,7 +32,7 @@ class FakeCritic:
 class FakeActor:
     """Returns ``(params['mean'], params['log_std'])`` whatever the input."""
 
-    def apply(self, params, obs, emb):
+    def apply(self, params, obs, task_input, task_id=None):
         return params["mean"], params["log_std"]
 
 
