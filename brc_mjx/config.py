@@ -186,6 +186,11 @@ class TrainConfig:
     """Evaluate every this many transitions per task (rounded up to whole epochs); 0: never."""
     checkpoint_every: int = 20_000
     """Checkpoint every this many transitions per task (rounded up to whole epochs); 0: never."""
+    diagnostics_every: int = 0
+    """Log multi-task diagnostics (diag/...: per-task critic loss, gradient norm, gradient
+    conflicts, entropy, Q) every this many transitions per task; 0: never."""
+    diagnostics_per_task: int = 64
+    """Replay samples per task of one diagnostics batch."""
     keep_checkpoints: int = 2
     """Checkpoints kept on disk."""
     seed: int = 0
@@ -207,6 +212,7 @@ class TrainConfig:
 RESUMABLE_FIELDS = (
     "total_env_steps", "eval_every", "checkpoint_every", "keep_checkpoints", "run_dir", "resume",
     "start_if_no_checkpoint", "profile", "distributed", "env.eval_episodes", "mesh.",
+    "diagnostics_every", "diagnostics_per_task",
 )
 
 

@@ -248,11 +248,27 @@ def sample(state: ReplayState, key: jax.Array, batch_size: int) -> Transition:
     key_task, key_slot = jax.random.split(key)
     task = jax.random.randint(key_task, (batch_size,), 0, state.num_tasks)  # (B,)
     slot = jax.random.randint(key_slot, (batch_size,), 0, state.size)  # (B,)
+    return _gather(state, task, slot)
+
+
+def _gather(state: ReplayState, task: jax.Array, slot: jax.Array) -> Transition:
+    """Rows ``data[task, slot]`` of every field (index arrays broadcast); obs as float32."""
     out = {}
     for name in _field_names():
-        rows = getattr(state.data, name)[task, slot]  # (B, ...)
+        rows = getattr(state.data, name)[task, slot]  # (*index shape, ...)
         out[name] = rows.astype(jnp.float32) if name in _OBS_FIELDS else rows
     return Transition(**out)
+
+
+def sample_per_task(state: ReplayState, key: jax.Array, per_task: int) -> Transition:
+    """Samples ``per_task`` transitions of every task, uniformly over its filled slots.
+
+    Returns:
+        A ``Transition`` with leaves ``(num_tasks, per_task, ...)``: row ``t`` holds task ``t``'s
+        samples (for per-task statistics such as per-task gradients).
+    """
+    slot = jax.random.randint(key, (state.num_tasks, per_task), 0, state.size)  # (T, k)
+    return _gather(state, jnp.arange(state.num_tasks)[:, None], slot)
 
 
 def memory_bytes(

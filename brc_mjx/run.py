@@ -17,6 +17,7 @@ import numpy as np
 
 from brc_mjx import checkpoint, parallel, profiling, rundir, train
 from brc_mjx.acting import evaluate
+from brc_mjx.analysis import diagnostics
 from brc_mjx.config import TrainConfig, to_json
 from brc_mjx.logger import Logger, run_metadata
 
@@ -141,6 +142,11 @@ def run(
         eval_fn = jax.jit(functools.partial(evaluate, learner, eval_env,
                                             num_steps=derived.max_episode_length))
     logger.console(f"compiled the train epoch in {compile_s:.1f} s")
+    diag_fn = None
+    if derived.diagnostics_every_epochs:
+        diag_fn = jax.jit(functools.partial(diagnostics.diagnose, learner,
+                                            cfg.diagnostics_per_task))
+        diag_key = jax.random.PRNGKey(cfg.seed + 2)
 
     stop_epoch = derived.epochs if max_epochs is None else min(derived.epochs,
                                                               start_epoch + max_epochs)
@@ -185,6 +191,13 @@ def run(
                 if env.has_success[k]:
                     record[f"eval/{name}/success"] = float(ev["success"][k])
             record["eval/mean_return"] = float(np.mean(ev["return"]))
+        if diag_fn is not None and (epoch + 1) % derived.diagnostics_every_epochs == 0 and (
+                env_steps > cfg.warmup_env_steps):
+            t = time.perf_counter()
+            diag = jax.device_get(diag_fn(state.learner, state.replay,
+                                          jax.random.fold_in(diag_key, epoch)))
+            record.update(diagnostics.records(diag, env.task_names))
+            record["perf/diagnostics_s"] = time.perf_counter() - t  # the first includes compiling
         logger.log(env_steps, record)
         if last or (derived.checkpoint_every_epochs
                     and (epoch + 1) % derived.checkpoint_every_epochs == 0):

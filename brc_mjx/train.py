@@ -56,6 +56,7 @@ class Derived:
     epochs: int
     eval_every_epochs: int
     checkpoint_every_epochs: int
+    diagnostics_every_epochs: int
     replay_ratio: float  # sampled transitions per collected transition
     max_episode_length: int
 
@@ -82,6 +83,10 @@ def validate(cfg: TrainConfig) -> None:
          f"env.envs_per_task ({cfg.env.envs_per_task})"),
         (cfg.eval_every >= 0, f"eval_every must be >= 0, got {cfg.eval_every}"),
         (cfg.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {cfg.checkpoint_every}"),
+        (cfg.diagnostics_every >= 0,
+         f"diagnostics_every must be >= 0, got {cfg.diagnostics_every}"),
+        (cfg.diagnostics_per_task >= 1,
+         f"diagnostics_per_task must be >= 1, got {cfg.diagnostics_per_task}"),
         (cfg.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {cfg.keep_checkpoints}"),
         (cfg.replay.obs_dtype in OBS_DTYPES,
          f"replay.obs_dtype must be one of {sorted(OBS_DTYPES)}, got {cfg.replay.obs_dtype!r}"),
@@ -117,6 +122,7 @@ def derive(cfg: TrainConfig, env) -> Derived:
         epochs=epochs,
         eval_every_epochs=every(cfg.eval_every),
         checkpoint_every_epochs=every(cfg.checkpoint_every),
+        diagnostics_every_epochs=every(cfg.diagnostics_every),
         replay_ratio=cfg.updates_per_step * cfg.batch_size / env.num_envs,
         max_episode_length=int(max(env.episode_length)),
     )
