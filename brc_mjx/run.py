@@ -127,7 +127,8 @@ def run(
     )
     if lead:
         rundir.write_json(os.path.join(cfg.run_dir, "config.json"), to_json(cfg))
-        rundir.write_json(os.path.join(cfg.run_dir, "meta.json"), run_metadata())
+        rundir.write_json(os.path.join(cfg.run_dir, "meta.json"),
+                          {**run_metadata(), "task_names": list(env.task_names)})
 
     start_epoch = int(state.env_steps) // cfg.steps_per_epoch
     if start_epoch >= derived.epochs:

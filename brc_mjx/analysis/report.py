@@ -1,0 +1,279 @@
+"""``brc-analyze RUN_DIR [RUN_DIR ...]``: curves, diagnostics and task-embedding PCA of runs.
+
+Reads only what a run leaves on disk (``config.json``, ``metrics.jsonl``, the latest checkpoint)
+and writes into the first run directory (or ``--out``):
+
+- ``curves.png``: mean and per-task eval return against env steps per task, runs overlaid and
+  labelled by the config fields in which they differ;
+- ``diagnostics.png`` (if the runs logged ``diag/...``): gradient-conflict rate, mean pairwise
+  cosine and the variance of per-task gradient norms over training;
+- ``embeddings.png``: 2-D PCA of each run's learned task embeddings (L2-normalised rows of the
+  critic's table), points labelled by task and coloured by domain;
+- ``analysis.md``: the numbers behind the figures (final / best returns, embedding distances
+  within and between domains).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import tyro
+
+from brc_mjx.config import diff_fields
+
+EMBEDDING_PATH = ".learner.critic_params['params']['task_embedding']"
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalyzeArgs:
+    """Plot and summarise one or more brc_mjx runs (curves, diagnostics, task embeddings)."""
+
+    run_dirs: tyro.conf.Positional[tuple[str, ...]]
+    """Run directories (each with config.json and metrics.jsonl)."""
+    out: str = ""
+    """Output directory (default: the first run directory)."""
+
+
+@dataclasses.dataclass
+class Run:
+    """What a run directory holds, as read from disk."""
+
+    path: str
+    config: dict
+    records: list[dict]
+    task_names: list[str]  # the env's task order (task ids), from meta.json
+    label: str = ""
+
+    @property
+    def tasks(self) -> list[str]:
+        """Tasks with eval records, sorted."""
+        names = {k.split("/", 1)[1].rsplit("/", 1)[0] for r in self.records for k in r
+                 if k.startswith("eval/") and k.endswith("/return")}
+        return sorted(names)
+
+
+def load_run(path: str) -> Run:
+    """Read a run directory; one-line ``ValueError`` if it is not one."""
+    try:
+        with open(os.path.join(path, "config.json")) as f:
+            config = json.load(f)
+        with open(os.path.join(path, "metrics.jsonl")) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        with open(os.path.join(path, "meta.json")) as f:
+            task_names = json.load(f).get("task_names", [])
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a readable run directory: {err}") from None
+    return Run(path=path, config=config, records=records, task_names=task_names)
+
+
+def label_runs(runs: Sequence[Run]) -> None:
+    """Label each run by the config fields in which the runs differ (``run_dir`` excluded)."""
+    fields: list[str] = []
+    for run in runs[1:]:
+        for name, _, _ in diff_fields(runs[0].config, run.config):
+            if name not in fields and name not in ("run_dir", "resume"):
+                fields.append(name)
+
+    def value(config, name):
+        for part in name.split("."):
+            config = config.get(part) if isinstance(config, dict) else None
+        return config
+
+    for run in runs:
+        parts = [f"{name.rsplit('.', 1)[-1]}={value(run.config, name)}" for name in fields]
+        run.label = ", ".join(parts) or os.path.basename(os.path.normpath(run.path))
+
+
+def series(run: Run, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(env_steps, values)`` of every record holding ``key``."""
+    pts = [(r["env_steps"], r[key]) for r in run.records if key in r]
+    if not pts:
+        return np.zeros(0), np.zeros(0)
+    x, y = zip(*pts, strict=True)
+    return np.asarray(x), np.asarray(y, dtype=float)
+
+
+def domain(task: str) -> str:
+    """The domain of a task name: ``dmc/cartpole-balance`` -> ``cartpole``."""
+    return task.split("/", 1)[-1].split("-", 1)[0]
+
+
+def pca_2d(x: np.ndarray) -> np.ndarray:
+    """Coordinates of the rows of ``x`` on its first two principal components ``(n, 2)``."""
+    centered = x - x.mean(axis=0, keepdims=True)
+    _, _, vt = np.linalg.svd(centered, full_matrices=False)
+    coords = centered @ vt[:2].T
+    return np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))  # fewer than 2 components
+
+
+def domain_distances(embeddings: np.ndarray, domains: Sequence[str]) -> dict[str, float]:
+    """Mean cosine distance (1 - cos) between task embeddings of the same domain and of
+    different domains (NaN where there is no such pair)."""
+    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    dist = 1.0 - unit @ unit.T
+    same, other = [], []
+    for i in range(len(domains)):
+        for j in range(i + 1, len(domains)):
+            (same if domains[i] == domains[j] else other).append(dist[i, j])
+    return {"within_domain": float(np.mean(same)) if same else float("nan"),
+            "between_domains": float(np.mean(other)) if other else float("nan")}
+
+
+def task_embeddings(run: Run) -> np.ndarray | None:
+    """The latest checkpoint's task-embedding table ``(num_tasks, dim)``, or None."""
+    from brc_mjx.checkpoint import read_leaves
+
+    directory = os.path.join(run.path, "checkpoints")
+    if not os.path.isdir(directory):
+        return None
+    try:
+        _, leaves = read_leaves(directory)
+    except FileNotFoundError:
+        return None
+    return leaves.get(EMBEDDING_PATH)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(runs: Sequence[Run], path: str) -> None:
+    plt = _plt()
+    tasks = sorted({t for run in runs for t in run.tasks})
+    cols = min(4, len(tasks) + 1)
+    rows = -(-(len(tasks) + 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    panels = [("eval/mean_return", "mean over tasks")] + [(f"eval/{t}/return", t) for t in tasks]
+    for ax, (key, title) in zip(axes.flat, panels, strict=False):
+        for run in runs:
+            ax.plot(*series(run, key), marker=".", label=run.label)
+        ax.set(title=title, xlabel="env steps per task", ylabel="eval return")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+DIAG_KEYS = (("diag/conflict_rate", "gradient-conflict rate"),
+             ("diag/mean_cosine", "mean pairwise gradient cosine"),
+             ("diag/grad_norm_var", "variance of per-task grad norms"))
+
+
+def plot_diagnostics(runs: Sequence[Run], path: str) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(DIAG_KEYS), figsize=(4.5 * len(DIAG_KEYS), 3.2))
+    for ax, (key, title) in zip(axes, DIAG_KEYS, strict=True):
+        for run in runs:
+            ax.plot(*series(run, key), marker=".", label=run.label)
+        ax.set(title=title, xlabel="env steps per task")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_embeddings(tables: Sequence[tuple[Run, np.ndarray, list[str]]], path: str) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 4.5), squeeze=False)
+    for ax, (run, table, tasks) in zip(axes.flat, tables, strict=True):
+        coords = pca_2d(table / np.linalg.norm(table, axis=1, keepdims=True))
+        domains = [domain(t) for t in tasks]
+        colors = {d: plt.cm.tab10(i % 10) for i, d in enumerate(dict.fromkeys(domains))}
+        for (x, y), task, d in zip(coords, tasks, domains, strict=True):
+            ax.scatter(x, y, color=colors[d])
+            ax.annotate(task.split("/", 1)[-1], (x, y), fontsize=7)
+        ax.set(title=f"task embeddings (PCA): {run.label}", xlabel="PC 1", ylabel="PC 2")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def analyze(run_dirs: Sequence[str], out: str = "") -> list[str]:
+    """Write the figures and ``analysis.md`` for ``run_dirs``; returns the written paths."""
+    runs = [load_run(p) for p in run_dirs]
+    label_runs(runs)
+    out = out or run_dirs[0]
+    os.makedirs(out, exist_ok=True)
+    written = []
+    lines = ["# brc-analyze", "", "| run | label | env steps | final mean eval | best mean eval |",
+             "|---|---|---:|---:|---:|"]
+    for run in runs:
+        x, y = series(run, "eval/mean_return")
+        final = f"{y[-1]:.1f}" if len(y) else "-"
+        best = f"{y.max():.1f}" if len(y) else "-"
+        steps = run.records[-1]["env_steps"] if run.records else 0
+        lines.append(f"| {run.path} | {run.label} | {steps} | {final} | {best} |")
+    lines += ["", "Final eval return per task:", "", "| run | " + " | ".join(
+        sorted({t for r in runs for t in r.tasks})) + " |"]
+    tasks = sorted({t for r in runs for t in r.tasks})
+    lines.append("|---|" + "---:|" * len(tasks))
+    for run in runs:
+        cells = []
+        for t in tasks:
+            _, y = series(run, f"eval/{t}/return")
+            cells.append(f"{y[-1]:.1f}" if len(y) else "-")
+        lines.append(f"| {run.label} | " + " | ".join(cells) + " |")
+
+    path = os.path.join(out, "curves.png")
+    plot_curves(runs, path)
+    written.append(path)
+    if any("diag/conflict_rate" in r for run in runs for r in run.records):
+        path = os.path.join(out, "diagnostics.png")
+        plot_diagnostics(runs, path)
+        written.append(path)
+        lines += ["", "Last diagnostics:", "", "| run | conflict rate | mean cosine | "
+                  "grad-norm variance |", "|---|---:|---:|---:|"]
+        for run in runs:
+            cells = []
+            for key, _ in DIAG_KEYS:
+                _, y = series(run, key)
+                cells.append(f"{y[-1]:.4g}" if len(y) else "-")
+            lines.append(f"| {run.label} | " + " | ".join(cells) + " |")
+
+    tables = []
+    for run in runs:
+        table = task_embeddings(run)
+        names = run.task_names
+        if table is not None and len(names) == len(table):
+            tables.append((run, np.asarray(table, np.float64), list(names)))
+    if tables:
+        path = os.path.join(out, "embeddings.png")
+        plot_embeddings(tables, path)
+        written.append(path)
+        lines += ["", "Task-embedding cosine distances (1 - cos), mean over task pairs:", "",
+                  "| run | within a domain | between domains |", "|---|---:|---:|"]
+        for run, table, names in tables:
+            d = domain_distances(table, [domain(t) for t in names])
+            lines.append(f"| {run.label} | {d['within_domain']:.3f} | "
+                         f"{d['between_domains']:.3f} |")
+    path = os.path.join(out, "analysis.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``brc-analyze``: exit 1 with one line if a directory is not a run."""
+    import sys
+
+    args = tyro.cli(AnalyzeArgs, args=argv, prog="brc-analyze")
+    try:
+        written = analyze(args.run_dirs, args.out)
+    except ValueError as err:
+        print(f"brc-analyze: error: {err}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0

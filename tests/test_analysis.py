@@ -1,0 +1,67 @@
+"""brc-analyze: PCA and embedding distances by hand, labels, and the files it writes from runs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from test_train import tiny_config
+from toy_env import ToyEnv
+
+from brc_mjx import run as run_lib
+from brc_mjx.analysis import report
+
+
+def test_pca_2d_hand_worked():
+    x = np.array([[-1.0, 0.0, 3.0], [1.0, 0.0, 3.0], [0.0, 0.5, 3.0], [0.0, -0.5, 3.0]])
+    coords = report.pca_2d(x)  # mean [0, 0, 3]; PC 1 = x axis (variance 0.5), PC 2 = y axis
+    np.testing.assert_allclose(np.abs(coords), [[1, 0], [1, 0], [0, 0.5], [0, 0.5]], atol=1e-12)
+    assert report.pca_2d(np.array([[0.0], [2.0]])).shape == (2, 2)  # one component, padded
+
+
+def test_domain_distances_hand_worked():
+    emb = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    d = report.domain_distances(emb, ["cartpole", "cartpole", "walker", "walker"])
+    # within: (0,1) cos 1 -> 0; (2,3) cos 0 -> 1; mean 0.5.
+    # between: (0,2) 1, (0,3) 2, (1,2) 1, (1,3) 2 -> mean 1.5
+    assert d == {"within_domain": pytest.approx(0.5), "between_domains": pytest.approx(1.5)}
+    assert report.domain("dmc/cartpole-balance") == "cartpole"
+    assert report.domain("metaworld/reach") == "reach"
+
+
+def test_labels_name_the_differing_fields():
+    runs = [report.Run("a", {"seed": 0, "learner": {"critic_loss": "categorical"},
+                             "run_dir": "a"}, [], []),
+            report.Run("b", {"seed": 0, "learner": {"critic_loss": "mse"}, "run_dir": "b"}, [], [])]
+    report.label_runs(runs)
+    assert [r.label for r in runs] == ["critic_loss=categorical", "critic_loss=mse"]
+
+
+def _factory(cfg):
+    return ToyEnv(), ToyEnv(envs_per_task=cfg.env.eval_episodes)
+
+
+def test_brc_analyze_writes_its_files_from_tiny_runs(tmp_path, capsys):
+    dirs = []
+    for loss in ("categorical", "mse"):
+        cfg = tiny_config(tmp_path / loss, total_env_steps=160, eval_every=80,
+                          diagnostics_every=80, warmup_env_steps=20)
+        cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, eval_episodes=2),
+                                  learner=dataclasses.replace(cfg.learner, critic_loss=loss))
+        run_lib.run(cfg, env_factory=_factory)
+        dirs.append(str(tmp_path / loss))
+    out = tmp_path / "report"
+    capsys.readouterr()
+    assert report.main([*dirs, "--out", str(out)]) == 0
+    written = capsys.readouterr().out.split()
+    assert sorted(written) == sorted(str(out / f) for f in
+                                     ("curves.png", "diagnostics.png", "embeddings.png",
+                                      "analysis.md"))
+    for name in ("curves.png", "diagnostics.png", "embeddings.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "analysis.md").read_text()
+    assert "critic_loss=categorical" in md and "critic_loss=mse" in md
+    assert "within a domain" in md  # both runs have a 2-task embedding table
+    assert report.main([str(tmp_path / "nothing")]) == 1
+    assert "is not a readable run directory" in capsys.readouterr().err
