@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
+from test_ablations import with_switches
 from test_train import tiny_config
 from toy_env import ToyEnv
 
@@ -43,14 +45,28 @@ def _factory(cfg):
 
 
 def test_brc_analyze_writes_its_files_from_tiny_runs(tmp_path, capsys):
+    """Two runs with diagnostics: BRC, and every ablation switch at once (MSE critic, plain MLP,
+    per-task heads, raw rewards), which trains in the same loop."""
+    ablations = {"critic_loss": "mse", "reward_normalization": False,
+                 "network": {"critic_arch": "mlp", "task_conditioning": "heads"}}
     dirs = []
-    for loss in ("categorical", "mse"):
-        cfg = tiny_config(tmp_path / loss, total_env_steps=160, eval_every=80,
+    for name, switches in (("brc", {}), ("ablations", ablations)):
+        cfg = tiny_config(tmp_path / name, total_env_steps=160, eval_every=80,
                           diagnostics_every=80, warmup_env_steps=20)
-        cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, eval_episodes=2),
-                                  learner=dataclasses.replace(cfg.learner, critic_loss=loss))
-        run_lib.run(cfg, env_factory=_factory)
-        dirs.append(str(tmp_path / loss))
+        cfg = with_switches(dataclasses.replace(
+            cfg, env=dataclasses.replace(cfg.env, eval_episodes=2)), **switches)
+        result = run_lib.run(cfg, env_factory=_factory)
+        assert result["epochs_done"] == 4 and np.isfinite(result["train/critic_loss"])
+        with open(tmp_path / name / "metrics.jsonl") as f:
+            records = [json.loads(line) for line in f]
+        logged = [r for r in records if "diag/conflict_rate" in r]
+        assert [r["env_steps"] for r in logged] == [80, 160]  # diagnostics every 80 steps
+        for task in ("toy/task0", "toy/task1"):
+            assert logged[-1][f"diag/{task}/grad_norm"] > 0
+            assert np.isfinite(logged[-1][f"diag/{task}/critic_loss"])
+        assert "perf/diagnostics_s" in logged[0]
+        dirs.append(str(tmp_path / name))
+    assert result["train/reward_scale_mean"] == 1.0  # raw rewards in the ablation run
     out = tmp_path / "report"
     capsys.readouterr()
     assert report.main([*dirs, "--out", str(out)]) == 0
@@ -62,6 +78,7 @@ def test_brc_analyze_writes_its_files_from_tiny_runs(tmp_path, capsys):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "analysis.md").read_text()
     assert "critic_loss=categorical" in md and "critic_loss=mse" in md
-    assert "within a domain" in md  # both runs have a 2-task embedding table
+    assert "task_conditioning=heads" in md and "reward_normalization=False" in md
+    assert "within a domain" in md  # the BRC run has a 2-task embedding table
     assert report.main([str(tmp_path / "nothing")]) == 1
     assert "is not a readable run directory" in capsys.readouterr().err
