@@ -11,6 +11,7 @@ from brc_mjx import losses, networks
 from brc_mjx.config import LearnerConfig, NetworkConfig
 from brc_mjx.learner import init_state, make_learner
 from configs import MODEL_PRESETS, model_preset, parameter_counts
+from configs.train import TRAIN_PRESETS
 
 
 def spec_formula(width, d_in):
@@ -119,3 +120,16 @@ def test_target_entropy_and_mask_tables():
         LearnerConfig(network=NetworkConfig(critic_width=8), mask_padded_actions=False), 4, (1, 3)
     )
     np.testing.assert_allclose(np.asarray(unmasked.target_entropy()), [-1.5, -1.5])
+
+
+@pytest.mark.parametrize("name", sorted(TRAIN_PRESETS))
+def test_every_training_preset_resolves_its_tasks_and_validates(name):
+    import envs
+    from brc_mjx import train
+
+    _, cfg = TRAIN_PRESETS[name]
+    train.validate(cfg)  # no env is built
+    specs = envs.resolve_tasks(list(cfg.env.tasks))
+    assert specs, name
+    for spec in specs:
+        assert cfg.env.backend in spec.backends, (name, spec.name, spec.backends)
