@@ -79,8 +79,12 @@ def parse_train_args(argv: list[str]):
 
 def train_main(argv: list[str] | None = None) -> int:
     """``brc-train``: run (or ``--resume``) a training run; exit 1 with one line on failure."""
+    import os
     import sys
 
+    # XLA:CPU logs a false "machine type doesn't match" error for every program loaded from the
+    # compilation cache (openxla/xla#44565); set TF_CPP_MIN_LOG_LEVEL yourself to see C++ logs.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from brc_mjx.checkpoint import NoReadableCheckpoint
     from brc_mjx.run import NonFiniteError, run
 

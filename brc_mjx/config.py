@@ -201,6 +201,11 @@ class TrainConfig:
     """Continue from the latest good checkpoint in run_dir (fails if it holds none)."""
     start_if_no_checkpoint: bool = False
     """With --resume: start a fresh run in run_dir when it holds no checkpoint yet."""
+    compile_cache: bool = True
+    """Keep compiled XLA programs on disk so that a second identical run skips compiling."""
+    compile_cache_dir: str = ""
+    """Persistent compilation cache directory ("": $JAX_COMPILATION_CACHE_DIR if set, else
+    ~/.cache/brc_mjx/xla); shared by runs, safe to delete."""
     profile: bool = False
     """Capture a jax.profiler trace of a few steady-state epochs into run_dir/profile."""
     distributed: bool = False
@@ -212,7 +217,7 @@ class TrainConfig:
 RESUMABLE_FIELDS = (
     "total_env_steps", "eval_every", "checkpoint_every", "keep_checkpoints", "run_dir", "resume",
     "start_if_no_checkpoint", "profile", "distributed", "env.eval_episodes", "mesh.",
-    "diagnostics_every", "diagnostics_per_task",
+    "diagnostics_every", "diagnostics_per_task", "compile_cache", "compile_cache_dir",
 )
 
 

@@ -38,6 +38,30 @@ def make_envs(cfg: TrainConfig):
     return env, eval_env
 
 
+DEFAULT_COMPILE_CACHE = "~/.cache/brc_mjx/xla"
+
+
+def enable_compile_cache(directory: str) -> str:
+    """Turn on JAX's persistent compilation cache in ``directory`` (created); returns its path.
+
+    Every program is cached whatever its compile time, so the run's epoch, evaluation and
+    initialiser all load from disk on a second identical run.
+    """
+    from jax.experimental.compilation_cache import compilation_cache
+
+    path = os.path.abspath(os.path.expanduser(
+        directory or os.environ.get("JAX_COMPILATION_CACHE_DIR") or DEFAULT_COMPILE_CACHE))
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"compile_cache_dir {path!r} cannot be created: {err.strerror}") from None
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    if jax.config.jax_compilation_cache_dir != path:
+        compilation_cache.set_cache_dir(path)
+        compilation_cache.reset_cache()  # a process that compiled before must look again
+    return path
+
+
 def _check_finite(metrics: dict, env_steps: int) -> None:
     for name, value in metrics.items():
         if name.startswith("train/") and not np.all(np.isfinite(value)):
@@ -89,6 +113,8 @@ def run(
         parallel.initialize_distributed()
     train.validate(cfg)
     cfg, restore, messages = rundir.prepare(cfg)
+    if cfg.compile_cache:
+        messages.append(f"compilation cache: {enable_compile_cache(cfg.compile_cache_dir)}")
     env, eval_env = env_factory(cfg)
     program = train.build(cfg, env)
     learner, derived = program.learner, program.derived

@@ -32,6 +32,7 @@ def tiny_config(run_dir, **overrides) -> TrainConfig:
         mesh=MeshConfig(data=1, fsdp=1),
         batch_size=16, total_env_steps=400, warmup_env_steps=50, steps_per_epoch=20,
         eval_every=0, checkpoint_every=40, keep_checkpoints=3, run_dir=str(run_dir),
+        compile_cache=False,  # hermetic tests; test_second_build_... turns it on
     )
     return dataclasses.replace(cfg, **overrides)
 
@@ -201,3 +202,23 @@ def test_brc_info_prints_exact_counts(capsys):
     out = capsys.readouterr().out
     # spec formula: 4 * 512^2 + (6 + 116) * 512 + 101 = 1,048,576 + 62,464 + 101 = 1,111,141
     assert "1,111,141" in out
+
+
+def test_second_build_loads_the_epoch_from_the_compile_cache(tmp_path):
+    hits = []
+
+    def listener(name, **_):
+        if name == "/jax/compilation_cache/cache_hits":
+            hits.append(name)
+
+    jax.monitoring.register_event_listener(listener)
+    try:
+        cfg = tiny_config(tmp_path / "a", total_env_steps=80, compile_cache=True,
+                          compile_cache_dir=str(tmp_path / "cache"))
+        run_lib.run(cfg, env_factory=toy_factory)
+        assert os.listdir(tmp_path / "cache")  # the programs were written
+        first = len(hits)
+        run_lib.run(dataclasses.replace(cfg, run_dir=str(tmp_path / "b")), env_factory=toy_factory)
+        assert len(hits) > first  # the second build loaded them instead of compiling
+    finally:
+        jax.monitoring.unregister_event_listener(listener)
