@@ -203,7 +203,9 @@ def run(
                            len(profile_epochs) * cfg.steps_per_epoch, profiled_s)
         env_steps = (epoch + 1) * cfg.steps_per_epoch * cfg.env.envs_per_task
         _check_finite(metrics, env_steps)
-        record = {k: float(v) for k, v in metrics.items() if k.startswith("train/")}
+        # Learner metrics only from epochs that learned (warm-up epochs have none, not zeros).
+        record = ({k: float(v) for k, v in metrics.items() if k.startswith("train/")}
+                  if metrics["updates"] > 0 else {})
         episodes = metrics["episodes"]
         for k, name in enumerate(env.task_names):
             if episodes[k] > 0:

@@ -52,13 +52,15 @@ def test_brc_analyze_writes_its_files_from_tiny_runs(tmp_path, capsys):
     dirs = []
     for name, switches in (("brc", {}), ("ablations", ablations)):
         cfg = tiny_config(tmp_path / name, total_env_steps=160, eval_every=80,
-                          diagnostics_every=80, warmup_env_steps=20)
+                          diagnostics_every=80, warmup_env_steps=40)
         cfg = with_switches(dataclasses.replace(
             cfg, env=dataclasses.replace(cfg.env, eval_episodes=2)), **switches)
         result = run_lib.run(cfg, env_factory=_factory)
         assert result["epochs_done"] == 4 and np.isfinite(result["train/critic_loss"])
         with open(tmp_path / name / "metrics.jsonl") as f:
             records = [json.loads(line) for line in f]
+        assert "train/critic_loss" not in records[0]  # warm-up epoch: no learner metrics
+        assert records[1]["train/critic_loss"] > 0
         logged = [r for r in records if "diag/conflict_rate" in r]
         assert [r["env_steps"] for r in logged] == [80, 160]  # diagnostics every 80 steps
         for task in ("toy/task0", "toy/task1"):
