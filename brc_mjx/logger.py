@@ -72,17 +72,22 @@ def truncate_records(path: str, env_steps: int) -> None:
 class Logger:
     """Writes every record to TensorBoard and ``metrics.jsonl``, and a summary to the console."""
 
-    def __init__(self, run_dir: str, task_names=(), enabled: bool = True, start_env_steps: int = 0):
+    def __init__(self, run_dir: str, task_names=(), enabled: bool = True, start_env_steps: int = 0,
+                 console: Console | None = None):
         """Open the run's logs, continuing from ``start_env_steps`` (per task).
 
         Records logged after ``start_env_steps`` by an earlier process (one that was killed or
         crashed after its last checkpoint) are dropped from ``metrics.jsonl`` and purged from
-        TensorBoard, so a resumed run's logs hold every step once.
+        TensorBoard, so a resumed run's logs hold every step once. On a terminal a live progress
+        line (see :meth:`start_progress`) sits under the epoch lines; elsewhere (CI, a log file)
+        every epoch is one plain, unwrapped line.
         """
         self.enabled = enabled
         self.task_names = tuple(task_names)
         self.start = time.perf_counter()
-        self.console_out = Console(highlight=False)
+        self.console_out = console or Console(highlight=False, soft_wrap=True)
+        self.progress = None
+        self.last_eval = None
         if not enabled:  # non-lead processes of a multi-host run stay silent
             return
         from tensorboardX import SummaryWriter
@@ -96,6 +101,20 @@ class Logger:
     def console(self, message: str) -> None:
         if self.enabled:
             self.console_out.print(message)
+
+    def start_progress(self, total_env_steps: int, env_steps: int) -> None:
+        """Show a live progress line (terminal only): steps per task, %, ETA, rates, last eval."""
+        if not (self.enabled and self.console_out.is_terminal):
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("steps/task {task.completed:,.0f}/{task.total:,.0f}"), BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("{task.fields[stats]}"), console=self.console_out)
+        self.task = self.progress.add_task("train", total=total_env_steps, completed=env_steps,
+                                           stats="")
+        self.progress.start()
 
     def log(self, env_steps: int, record: dict) -> None:
         if not self.enabled:
@@ -114,10 +133,19 @@ class Logger:
             parts.append(f"compile {record['perf/compile_s']:.1f}s")
         if "eval/mean_return" in record:
             parts.append(f"[bold]eval {record['eval/mean_return']:.1f}[/bold]")
+            self.last_eval = record["eval/mean_return"]
         self.console_out.print(" | ".join(parts))
+        if self.progress is not None:
+            stats = (f"env-steps/s {record.get('perf/env_steps_per_s', 0):,.0f} | updates/s "
+                     f"{record.get('perf/updates_per_s', 0):,.1f}")
+            if self.last_eval is not None:
+                stats += f" | eval {self.last_eval:.1f}"
+            self.progress.update(self.task, completed=env_steps, stats=stats)
 
     def close(self) -> None:
         if not self.enabled:
             return
+        if self.progress is not None:
+            self.progress.stop()
         self.writer.close()
         self.jsonl.close()

@@ -182,6 +182,8 @@ def run(
     logger.console(f"compiled the train epoch in {compile_s:.1f} s, evaluation and diagnostics "
                    f"in {side_compile_s:.1f} s")
 
+    logger.start_progress(derived.epochs * cfg.steps_per_epoch * cfg.env.envs_per_task,
+                          start_env_steps)
     stop_epoch = derived.epochs if max_epochs is None else min(derived.epochs,
                                                               start_epoch + max_epochs)
     profile_epochs = range(start_epoch + 2, start_epoch + 5) if cfg.profile else range(0)
