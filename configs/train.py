@@ -46,6 +46,7 @@ CPU_DEFAULT = TrainConfig(
     steps_per_epoch=500,
     eval_every=20_000,
     checkpoint_every=100_000,
+    diagnostics_every=20_000,
     run_dir="runs/cpu-default",
 )
 
