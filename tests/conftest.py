@@ -1,6 +1,9 @@
-"""Shared test set-up: quiet MuJoCo rendering, CPU-only JAX."""
+"""Shared test set-up: quiet MuJoCo rendering, CPU-only JAX, one compilation cache per session."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -8,3 +11,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
+# Runs started by the tests (``run.run`` turns the persistent cache on) share a fresh cache for
+# this session only: the toy programs that many tests compile are compiled once.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="brc_mjx_xla_")
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], True)

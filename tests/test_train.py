@@ -32,7 +32,6 @@ def tiny_config(run_dir, **overrides) -> TrainConfig:
         mesh=MeshConfig(data=1, fsdp=1),
         batch_size=16, total_env_steps=400, warmup_env_steps=50, steps_per_epoch=20,
         eval_every=0, checkpoint_every=40, keep_checkpoints=3, run_dir=str(run_dir),
-        compile_cache=False,  # hermetic tests; test_second_build_... turns it on
     )
     return dataclasses.replace(cfg, **overrides)
 
