@@ -24,11 +24,22 @@ def critic_probs(nets: Networks, critic_params, obs, action, task_id) -> jax.Arr
 def critic_value(nets: Networks, critic_params, obs, action, task_id) -> jax.Array:
     """Scalar Q ``(batch,)``: ``sum_j z_j pbar_j`` of the ensemble-mean probabilities, or the
     ensemble mean of the scalar heads (MSE ablation)."""
-    out = nets.critic.apply(critic_params, obs, action, task_id)  # (ensemble, batch, outputs)
     if nets.scalar:
-        return jnp.mean(out[..., 0], axis=0)
-    probs = jnp.mean(jax.nn.softmax(out, axis=-1), axis=0)
+        q = nets.critic.apply(critic_params, obs, action, task_id)[..., 0]  # (ensemble, batch)
+        return jnp.mean(q, axis=0)
+    probs = critic_probs(nets, critic_params, obs, action, task_id)  # (batch, atoms)
     return categorical.scalar_q(probs, nets.critic.atoms)
+
+
+def _bootstrap_inputs(nets: Networks, actor_params, critic_params, batch, reward_scale,
+                      action_mask, key, mask_padded: bool):
+    """What both critic losses bootstrap from: ``a' ~ pi(.|s', e)`` and its log-probability,
+    the normalised reward and the (masked) replay action."""
+    mean, log_std = policy(nets, actor_params, critic_params, batch.next_obs, batch.task_id)
+    next_action, next_log_prob = sample_policy(key, mean, log_std, action_mask, mask_padded)
+    reward = batch.reward / reward_scale
+    action = batch.action * action_mask if mask_padded else batch.action
+    return next_action, next_log_prob, reward, action
 
 
 def policy(nets: Networks, actor_params, critic_params, obs, task_id):
@@ -105,14 +116,12 @@ def critic_loss(
       ``(loss, metrics)``.
     """
     atoms = nets.critic.atoms
-    mean, log_std = policy(nets, actor_params, critic_params, batch.next_obs, batch.task_id)
-    next_action, next_log_prob = sample_policy(key, mean, log_std, action_mask, mask_padded)
+    next_action, next_log_prob, reward, action = _bootstrap_inputs(
+        nets, actor_params, critic_params, batch, reward_scale, action_mask, key, mask_padded)
     next_probs = critic_probs(
         nets, target_critic_params, batch.next_obs, next_action, batch.task_id
     )  # (batch, atoms)
-    reward = batch.reward / reward_scale
     y = td_target(next_probs, next_log_prob, reward, batch.terminated, alpha, gamma, atoms)
-    action = batch.action * action_mask if mask_padded else batch.action
     logits = nets.critic.apply(critic_params, batch.obs, action, batch.task_id)  # (E, B, atoms)
     log_probs = jax.nn.log_softmax(logits, axis=-1)
     per_critic = -jnp.mean(jnp.sum(y[None] * log_probs, axis=-1), axis=-1)  # (ensemble,)
@@ -148,13 +157,11 @@ def mse_critic_loss(
     probabilities; no clipping to a support), and ``L = sum_k mean_b (Q_k(s, a) - y)^2``.
     Same arguments and metrics as :func:`critic_loss`.
     """
-    mean, log_std = policy(nets, actor_params, critic_params, batch.next_obs, batch.task_id)
-    next_action, next_log_prob = sample_policy(key, mean, log_std, action_mask, mask_padded)
+    next_action, next_log_prob, reward, action = _bootstrap_inputs(
+        nets, actor_params, critic_params, batch, reward_scale, action_mask, key, mask_padded)
     next_q = critic_value(nets, target_critic_params, batch.next_obs, next_action, batch.task_id)
-    reward = batch.reward / reward_scale
     mask = 1.0 - batch.terminated.astype(jnp.float32)
     y = jax.lax.stop_gradient(reward + gamma * mask * (next_q - alpha * next_log_prob))  # (B,)
-    action = batch.action * action_mask if mask_padded else batch.action
     q = nets.critic.apply(critic_params, batch.obs, action, batch.task_id)[..., 0]  # (E, B)
     per_critic = jnp.mean(jnp.square(q - y[None]), axis=-1)  # (ensemble,)
     loss = jnp.sum(per_critic)
