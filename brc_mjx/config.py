@@ -161,6 +161,23 @@ class MeshConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TransferConfig:
+    """How --init-from / --replay-from start a run from another run (spec section 9)."""
+
+    init_step: int = -1
+    """Checkpoint of --init-from to load (-1: its newest)."""
+    replay_step: int = -1
+    """Checkpoint of --replay-from whose replay seeds this run (-1: its newest)."""
+    new_embedding: Literal["random", "mean"] = "random"
+    """Embedding row of a task the source did not train: a fresh draw of the initialiser
+    (N(0, 1), as in a new run) or the mean of the source's rows."""
+    keep_optimizer: bool = False
+    """Also load the source's AdamW states (default: fresh optimisers)."""
+    keep_temperature: bool = False
+    """Also load the source's temperature and its optimiser (default: init_alpha again)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """A full BRC training run. Env-step budgets count transitions per task."""
 
@@ -206,6 +223,15 @@ class TrainConfig:
     compile_cache_dir: str = ""
     """Persistent compilation cache directory ("": $JAX_COMPILATION_CACHE_DIR if set, else
     ~/.cache/brc_mjx/xla); shared by runs, safe to delete."""
+    init_from: str = ""
+    """Model transfer: start from the critic, target critic and actor of this run directory's
+    checkpoint; tasks may mix the source's (their embedding rows and reward statistics are kept)
+    and new ones ("": a fresh learner)."""
+    replay_from: str = ""
+    """Data transfer: seed the replay with the transitions of this run directory's tasks; they
+    are trained on (without envs) next to this run's tasks ("": an empty replay)."""
+    transfer: TransferConfig = dataclasses.field(default_factory=TransferConfig)
+    """Options of --init-from / --replay-from."""
     profile: bool = False
     """Capture a jax.profiler trace of a few steady-state epochs into run_dir/profile."""
     distributed: bool = False

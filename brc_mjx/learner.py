@@ -69,16 +69,24 @@ class Learner:
 
 
 def make_learner(
-    cfg: LearnerConfig, obs_dim: int, action_dims: Sequence[int]
+    cfg: LearnerConfig, obs_dim: int, action_dims: Sequence[int], task_input: bool | None = None,
+    action_dim: int | None = None,
 ) -> Learner:
-    """Validate ``cfg`` and build the static learner for the tasks' (padded) sizes."""
+    """Validate ``cfg`` and build the static learner for the tasks' (padded) sizes.
+
+    ``task_input``: see :func:`brc_mjx.networks.make_networks` (None: with several tasks).
+    ``action_dim``: the padded action size (None: the largest of ``action_dims``).
+    """
     validate(cfg)
     action_dims = tuple(int(a) for a in action_dims)
     if not action_dims or min(action_dims) < 1:
         raise ValueError(f"every task needs an action dim >= 1, got {action_dims}")
     if obs_dim < 1:
         raise ValueError(f"obs_dim must be >= 1, got {obs_dim}")
-    action_dim = max(action_dims)
+    if action_dim is None:
+        action_dim = max(action_dims)
+    elif action_dim < max(action_dims):
+        raise ValueError(f"action_dim {action_dim} is smaller than a task's {max(action_dims)}")
 
     def adamw(lr):
         return optax.adamw(
@@ -88,7 +96,7 @@ def make_learner(
     return Learner(
         cfg=cfg,
         nets=make_networks(cfg.network, action_dim, len(action_dims),
-                           scalar_critic=cfg.critic_loss == "mse"),
+                           scalar_critic=cfg.critic_loss == "mse", task_input=task_input),
         actor_optimizer=adamw(cfg.actor_lr),
         critic_optimizer=adamw(cfg.critic_lr),
         temperature_optimizer=optax.adam(cfg.temperature_lr, b1=cfg.temperature_b1),

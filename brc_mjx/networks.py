@@ -147,6 +147,7 @@ class Critic(nn.Module):
     arch: str = "bronet"
     conditioning: str = "embedding"
     num_outputs: int | None = None  # None: num_atoms (categorical)
+    task_input: bool | None = None  # None: a task input iff num_tasks > 1
 
     @property
     def atoms(self) -> jax.Array:
@@ -156,7 +157,7 @@ class Critic(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array, task_id: jax.Array) -> jax.Array:
         inputs = [obs, action]
-        multi = self.num_tasks > 1
+        multi = self.num_tasks > 1 if self.task_input is None else self.task_input
         if multi and self.conditioning == "embedding":
             table = self.param(
                 EMBEDDING_KEY,
@@ -213,14 +214,23 @@ class Networks(NamedTuple):
     num_tasks: int
     conditioning: str = "embedding"  # embedding | onehot | heads (multi-task only)
     scalar: bool = False  # a scalar critic head (the MSE ablation) instead of categorical logits
+    task_input: bool | None = None  # None: a task input iff num_tasks > 1
+
+    @property
+    def multi(self) -> bool:
+        """Whether critic and actor are told the task (multi-task, or a transferred network)."""
+        return self.num_tasks > 1 if self.task_input is None else self.task_input
 
 
 def make_networks(cfg: NetworkConfig, action_dim: int, num_tasks: int,
-                  scalar_critic: bool = False) -> Networks:
+                  scalar_critic: bool = False, task_input: bool | None = None) -> Networks:
     """Build the critic ensemble and actor modules for ``action_dim`` (padded) and ``num_tasks``.
 
     ``scalar_critic``: a one-output critic head (the MSE ablation) instead of ``num_atoms`` logits.
+    ``task_input``: give the networks the task (embedding, one-hot or heads) even with one task
+    (a single new task fine-tuned from a multi-task network); None: only with several tasks.
     """
+    multi = num_tasks > 1 if task_input is None else task_input
     critic = Critic(
         width=cfg.critic_width,
         depth=cfg.critic_depth,
@@ -234,12 +244,14 @@ def make_networks(cfg: NetworkConfig, action_dim: int, num_tasks: int,
         arch=cfg.critic_arch,
         conditioning=cfg.task_conditioning,
         num_outputs=1 if scalar_critic else None,
+        task_input=task_input,
     )
-    heads = num_tasks if num_tasks > 1 and cfg.task_conditioning == "heads" else 1
+    heads = num_tasks if multi and cfg.task_conditioning == "heads" else 1
     actor = Actor(action_dim=action_dim, width=cfg.actor_width, depth=cfg.actor_depth,
                   num_heads=heads)
     return Networks(critic=critic, actor=actor, num_tasks=num_tasks,
-                    conditioning=cfg.task_conditioning, scalar=scalar_critic)
+                    conditioning=cfg.task_conditioning, scalar=scalar_critic,
+                    task_input=task_input)
 
 
 def task_embedding(nets: Networks, critic_params, task_id: jax.Array) -> jax.Array | None:
@@ -247,7 +259,7 @@ def task_embedding(nets: Networks, critic_params, task_id: jax.Array) -> jax.Arr
 
     Returns ``(batch, embedding_dim)``, or ``None`` in single-task mode or without an embedding.
     """
-    if nets.num_tasks <= 1 or nets.conditioning != "embedding":
+    if not nets.multi or nets.conditioning != "embedding":
         return None
     table = critic_params["params"][EMBEDDING_KEY]
     return jax.lax.stop_gradient(l2_normalize(table[task_id]))
@@ -256,7 +268,7 @@ def task_embedding(nets: Networks, critic_params, task_id: jax.Array) -> jax.Arr
 def actor_task_input(nets: Networks, critic_params, task_id: jax.Array) -> jax.Array | None:
     """What the actor sees of the task next to the observation: the critic's embedding
     (gradient-stopped), a one-hot vector, or nothing (single task, or per-task heads)."""
-    if nets.num_tasks > 1 and nets.conditioning == "onehot":
+    if nets.multi and nets.conditioning == "onehot":
         return one_hot_task(task_id, nets.num_tasks)
     return task_embedding(nets, critic_params, task_id)
 

@@ -91,7 +91,8 @@ def _learner_spec(path, shape, num_envs: int, mesh: Mesh, cfg: MeshConfig) -> P:
 def state_shardings(abstract_state, mesh: Mesh, cfg: MeshConfig, num_envs: int):
     """``NamedSharding`` for every leaf of a ``TrainState`` (abstract or concrete).
 
-    Rules: replay rings split along data on their slot axis (axis 1); env-state and normaliser
+    Rules: replay rings (and a seeded offline replay's) split along data on their slot axis
+    (axis 1); env-state and normaliser
     leaves whose leading dim is ``num_envs`` split along data; learner leaves (params, AdamW
     moments, target) by :func:`param_spec`; the rest replicated.
     """
@@ -100,7 +101,7 @@ def state_shardings(abstract_state, mesh: Mesh, cfg: MeshConfig, num_envs: int):
     def rule(path, leaf) -> NamedSharding:
         shape = tuple(np.shape(leaf))
         top = _top_name(path)
-        if top == "replay":
+        if top in ("replay", "offline"):
             spec = _data_spec(shape, 1, data) if len(shape) >= 2 else P()
         elif top == "env":
             spec = _data_spec(shape, 0, data) if shape[:1] == (num_envs,) else P()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from brc_mjx import checkpoint, parallel, profiling, rundir, train
+from brc_mjx import checkpoint, parallel, profiling, rundir, train, transfer
 from brc_mjx.acting import evaluate
 from brc_mjx.analysis import diagnostics
 from brc_mjx.config import TrainConfig, to_json
@@ -115,10 +115,13 @@ def run(
     cfg, restore, messages = rundir.prepare(cfg)
     if cfg.compile_cache:
         messages.append(f"compilation cache: {enable_compile_cache(cfg.compile_cache_dir)}")
+    plan = transfer.plan(cfg, restore)
     env, eval_env = env_factory(cfg)
-    program = train.build(cfg, env)
+    env, eval_env = transfer.fit_envs(plan, cfg, env, eval_env)
+    program = train.build(cfg, env, plan)
     learner, derived = program.learner, program.derived
-    needed = train.replay_bytes(cfg, env)
+    tasks = plan.learner_tasks(env)
+    needed = train.replay_bytes(cfg, env, derived)
     from brc_mjx import replay as replay_lib
 
     data, _ = parallel.mesh_shape(cfg.mesh, jax.device_count())
@@ -139,6 +142,9 @@ def run(
                             "in flight are lost (their transitions stay in the replay)")
     if state is None:
         state = train.init_sharded_state(cfg, env, program)
+        if plan.active:
+            state = transfer.load(state, plan, tasks, cfg)
+            messages.extend(transfer.describe(plan, tasks, cfg))
 
     lead = jax.process_index() == 0  # only process 0 logs and writes run metadata
     start_env_steps = int(state.env_steps) * cfg.env.envs_per_task
@@ -154,7 +160,11 @@ def run(
     if lead:
         rundir.write_json(os.path.join(cfg.run_dir, "config.json"), to_json(cfg))
         rundir.write_json(os.path.join(cfg.run_dir, "meta.json"),
-                          {**run_metadata(), "task_names": list(env.task_names)})
+                          {**run_metadata(), "task_names": list(tasks),
+                           "env_task_names": list(env.task_names),
+                           "action_dims": list(learner.action_dims), "obs_dim": env.obs_dim,
+                           "action_dim": env.action_dim})
+        transfer.save_plan(plan, cfg.run_dir)
 
     start_epoch = int(state.env_steps) // cfg.steps_per_epoch
     if start_epoch >= derived.epochs:

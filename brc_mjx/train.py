@@ -43,6 +43,7 @@ class TrainState:
     env: object  # envs.EnvState
     key: jax.Array  # raw uint32 PRNG key (checkpointable)
     env_steps: jax.Array  # () int32 vectorized env steps taken
+    offline: replay_lib.ReplayState | None = None  # seeded transitions, never added to
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +60,10 @@ class Derived:
     diagnostics_every_epochs: int
     replay_ratio: float  # sampled transitions per collected transition
     max_episode_length: int
+    offline_tasks: int = 0  # rings of the seeded (data transfer) replay
+    offline_capacity: int = 0  # slots per ring
+    offline_obs_dtype: str = "float32"
+    offline_batch: int = 0  # transitions of each batch sampled from it
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -101,8 +106,8 @@ def validate(cfg: TrainConfig) -> None:
         )
 
 
-def derive(cfg: TrainConfig, env) -> Derived:
-    """Pure function from (config, env) to the run's sizes."""
+def derive(cfg: TrainConfig, env, plan=None) -> Derived:
+    """Pure function from (config, env, transfer plan) to the run's sizes."""
     e = cfg.env.envs_per_task
     if env.num_envs != e * env.num_tasks:
         raise ValueError(
@@ -113,6 +118,14 @@ def derive(cfg: TrainConfig, env) -> Derived:
 
     def every(n):
         return 0 if n == 0 else max(1, math.ceil(n / epoch_transitions))
+
+    offline = {}
+    source = plan.replay if plan is not None else None
+    if source is not None:  # every ring, online or seeded, gets an equal share of a batch
+        rings = env.num_tasks + source.replay_tasks
+        offline = dict(offline_tasks=source.replay_tasks, offline_capacity=source.replay_capacity,
+                       offline_obs_dtype=source.replay_obs_dtype,
+                       offline_batch=cfg.batch_size * source.replay_tasks // rings)
 
     return Derived(
         num_tasks=env.num_tasks,
@@ -125,6 +138,7 @@ def derive(cfg: TrainConfig, env) -> Derived:
         diagnostics_every_epochs=every(cfg.diagnostics_every),
         replay_ratio=cfg.updates_per_step * cfg.batch_size / env.num_envs,
         max_episode_length=int(max(env.episode_length)),
+        **offline,
     )
 
 
@@ -133,12 +147,15 @@ def example_transition(env) -> replay_lib.Transition:
     return replay_lib.example_transition(env.obs_dim, env.action_dim)
 
 
-def replay_bytes(cfg: TrainConfig, env) -> int:
-    """Bytes of the replay buffer for this run (computed without allocating)."""
-    return replay_lib.memory_bytes(
-        example_transition(env), env.num_tasks, cfg.replay.capacity_per_task,
-        OBS_DTYPES[cfg.replay.obs_dtype],
-    )
+def replay_bytes(cfg: TrainConfig, env, derived: Derived | None = None) -> int:
+    """Bytes of the replay buffer (and of a seeded one) for this run, without allocating."""
+    example = example_transition(env)
+    total = replay_lib.memory_bytes(example, env.num_tasks, cfg.replay.capacity_per_task,
+                                    OBS_DTYPES[cfg.replay.obs_dtype])
+    if derived is not None and derived.offline_tasks:
+        total += replay_lib.memory_bytes(example, derived.offline_tasks, derived.offline_capacity,
+                                         OBS_DTYPES[derived.offline_obs_dtype])
+    return total
 
 
 def init_train_state(cfg: TrainConfig, learner: Learner, env, derived: Derived) -> TrainState:
@@ -156,19 +173,34 @@ def init_train_state(cfg: TrainConfig, learner: Learner, env, derived: Derived) 
         env=env.reset(key_env),
         key=key,
         env_steps=jnp.zeros((), jnp.int32),
+        offline=replay_lib.init(
+            example_transition(env), derived.offline_tasks, derived.offline_capacity,
+            OBS_DTYPES[derived.offline_obs_dtype],
+        ) if derived.offline_tasks else None,
     )
     # Leaves may share a buffer (e.g. an env's obs and final_obs at reset); the whole state is
     # donated to the compiled epoch, so give every leaf its own buffer.
     return jax.tree.map(lambda x: jnp.array(x, copy=True), state)
 
 
-def _learn(learner: Learner, cfg: TrainConfig, batch_sharding, learner_state, replay, key):
+def _sample(replay, offline, key, batch_size: int, offline_batch: int):
+    """A batch from the replay, with ``offline_batch`` of its rows from the seeded replay."""
+    if offline is None or offline_batch == 0:
+        return replay_lib.sample(replay, key, batch_size)
+    key_online, key_offline = jax.random.split(key)
+    parts = (replay_lib.sample(replay, key_online, batch_size - offline_batch),
+             replay_lib.sample(offline, key_offline, offline_batch))
+    return jax.tree.map(lambda *x: jnp.concatenate(x), *parts)
+
+
+def _learn(learner: Learner, cfg: TrainConfig, derived: Derived, batch_sharding, learner_state,
+           replay, offline, key):
     """``updates_per_step`` gradient steps on fresh replay batches; mean metrics."""
 
     def one(state, k):
         key_sample, key_sgd = jax.random.split(k)
         with jax.named_scope("sample"):
-            batch = replay_lib.sample(replay, key_sample, cfg.batch_size)
+            batch = _sample(replay, offline, key_sample, cfg.batch_size, derived.offline_batch)
             if batch_sharding is not None:
                 batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
         return sgd_step(learner, state, batch, key_sgd)
@@ -198,13 +230,13 @@ def train_step(
             transition.truncated, transition.task_id, learner.cfg.gamma,
         )
     )
-    learn = functools.partial(_learn, learner, cfg, batch_sharding)
+    learn = functools.partial(_learn, learner, cfg, derived, batch_sharding)
     if cfg.updates_per_step > 0:
-        metric_shapes = jax.eval_shape(learn, learner_state, replay, key_learn)[1]
-        skip = lambda ls, rp, k: (ls, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
-                                                   metric_shapes))
+        metric_shapes = jax.eval_shape(learn, learner_state, replay, state.offline, key_learn)[1]
+        skip = lambda ls, rp, off, k: (ls, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                                                        metric_shapes))
         learner_state, metrics = jax.lax.cond(warmup, skip, learn, learner_state, replay,
-                                              key_learn)
+                                              state.offline, key_learn)
     else:
         metrics = {}
     metrics["updated"] = jnp.logical_and(jnp.logical_not(warmup), cfg.updates_per_step > 0)
@@ -278,10 +310,18 @@ class Program(NamedTuple):
     shardings: TrainState  # a NamedSharding per leaf
 
 
-def build(cfg: TrainConfig, env) -> Program:
-    """Learner, derived sizes, mesh and the state's shardings (nothing is allocated)."""
-    learner = make_learner(cfg.learner, env.obs_dim, env.action_dims)
-    derived = derive(cfg, env)
+def build(cfg: TrainConfig, env, plan=None) -> Program:
+    """Learner, derived sizes, mesh and the state's shardings (nothing is allocated).
+
+    ``plan`` (``brc_mjx.transfer.Plan``) adds the offline tasks of a data transfer to the
+    learner's tasks and keeps a transferred network's task input.
+    """
+    if plan is not None and plan.active:
+        learner = make_learner(cfg.learner, env.obs_dim, plan.learner_action_dims(env),
+                               task_input=plan.task_input(env), action_dim=env.action_dim)
+    else:
+        learner = make_learner(cfg.learner, env.obs_dim, env.action_dims)
+    derived = derive(cfg, env, plan)
     mesh = parallel.make_mesh(cfg.mesh)
     abstract = jax.eval_shape(functools.partial(init_train_state, cfg, learner, env, derived))
     shardings = parallel.state_shardings(abstract, mesh, cfg.mesh, env.num_envs)

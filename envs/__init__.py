@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from envs.core import BackendStep, Env, EnvState, TaskBackend
-from envs.multitask import make_multitask, record_episodes
+from envs.multitask import make_multitask, pad_env, record_episodes
 from envs.registry import (
     SUITES,
     TASKS,
@@ -38,6 +38,7 @@ __all__ = [
     "get_task",
     "make",
     "make_multitask",
+    "pad_env",
     "record_episodes",
     "resolve_tasks",
 ]

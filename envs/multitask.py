@@ -156,3 +156,40 @@ def make_multitask(
         has_success=tuple(bool(s) for s in has_success),
         discrete=discrete,
     )
+
+
+def pad_env(env, obs_dim: int, action_dim: int) -> Env:
+    """``env`` seen through larger inputs: observations zero-padded to ``obs_dim``, actions of
+    ``action_dim`` whose extra components are dropped (to run a network built for a larger
+    padded input, e.g. one transferred from another run). ``env`` is returned unchanged when
+    its sizes already match."""
+    if obs_dim == env.obs_dim and action_dim == env.action_dim:
+        return env
+    if env.discrete:
+        raise ValueError("discrete-action (image) envs cannot be padded to other sizes")
+    if obs_dim < env.obs_dim or action_dim < env.action_dim:
+        raise ValueError(f"cannot pad an env of obs {env.obs_dim} / action {env.action_dim} "
+                         f"down to obs {obs_dim} / action {action_dim}")
+    extra = obs_dim - env.obs_dim
+    inner_obs = env.obs_dim
+
+    def widen(state):
+        pad = lambda x: jnp.pad(x, ((0, 0), (0, extra)))
+        return state.replace(obs=pad(state.obs), final_obs=pad(state.final_obs))
+
+    def reset(key: jax.Array) -> EnvState:
+        return widen(env.reset(key))
+
+    def step(state: EnvState, action: jax.Array) -> EnvState:
+        inner = state.replace(obs=state.obs[:, :inner_obs], final_obs=state.final_obs[:, :inner_obs])
+        return widen(env.step(inner, action[:, : env.action_dim]))
+
+    mask = np.pad(np.asarray(env.action_mask), ((0, 0), (0, action_dim - env.action_dim)))
+    return Env(
+        reset=reset, step=step, num_envs=env.num_envs, envs_per_task=env.envs_per_task,
+        num_tasks=env.num_tasks, task_names=tuple(env.task_names), backends=tuple(env.backends),
+        obs_dim=obs_dim, obs_shape=(obs_dim,), obs_dims=tuple(getattr(env, "obs_dims", ())),
+        action_dim=action_dim, action_dims=tuple(env.action_dims), action_mask=mask,
+        task_ids=np.asarray(env.task_ids), episode_length=tuple(env.episode_length),
+        has_success=tuple(env.has_success), discrete=False,
+    )

@@ -81,7 +81,7 @@ def diagnose(learner: Learner, per_task: int, state: LearnerState, replay, key: 
         q = losses.critic_value(nets, state.critic_params, sub.obs, action, sub.task_id)
         return loss, ravel_pytree(grads)[0], -jnp.mean(log_prob), jnp.mean(q)
 
-    keys = jax.random.split(key_tasks, learner.num_tasks)
+    keys = jax.random.split(key_tasks, replay.num_tasks)  # the tasks with envs
     loss, grads, entropy, q = jax.vmap(one_task)(batch, keys)  # grads: (T, num_params)
     return {"critic_loss": loss, "entropy": entropy, "q_mean": q, **gradient_stats(grads)}
 
