@@ -40,6 +40,30 @@ def test_labels_name_the_differing_fields():
     assert [r.label for r in runs] == ["critic_loss=categorical", "critic_loss=mse"]
 
 
+def _run(path, seed, loss, returns):
+    records = [{"env_steps": 1000 * (k + 1), "eval/mean_return": r} for k, r in enumerate(returns)]
+    return report.Run(path, {"seed": seed, "learner": {"critic_loss": loss}}, records, [])
+
+
+def test_seeds_group_into_mean_curves_and_steps_to_threshold():
+    runs = [_run("a0", 0, "categorical", [10, 50, 90]), _run("a1", 1, "categorical", [30, 70, 80]),
+            _run("m0", 0, "mse", [0, 10, 60]), _run("m1", 1, "mse", [0, 20])]
+    report.label_runs(runs, ignore=("seed",))
+    groups = report.group_by_label(runs)
+    assert list(groups) == ["critic_loss=categorical", "critic_loss=mse"]
+    steps, mean, low, high = report.mean_curve(groups["critic_loss=mse"], "eval/mean_return")
+    np.testing.assert_array_equal(steps, [1000, 2000])  # steps every seed logged
+    np.testing.assert_array_equal(mean, [0, 15])
+    np.testing.assert_array_equal(high - low, [0, 10])
+    assert report.steps_to(runs[0], "eval/mean_return", 50) == 2000
+    assert report.steps_to(runs[3], "eval/mean_return", 50) is None
+    rows = report.group_table(runs, threshold=60)
+    # categorical: finals 90, 80 -> 85 +- 5; first >= 60 at 3000 and 2000 -> median 2500.
+    assert rows[2] == "| critic_loss=categorical | 2 | 85.0 +- 5.0 | 85.0 | 3000, 2000 | 2500 |"
+    # mse: finals 60, 20; one seed never reaches 60 -> the median is "never" of (3000, never).
+    assert rows[3] == "| critic_loss=mse | 2 | 40.0 +- 20.0 | 40.0 | 3000, never | never |"
+
+
 def _factory(cfg):
     return ToyEnv(), ToyEnv(envs_per_task=cfg.env.eval_episodes)
 

@@ -11,6 +11,10 @@ and writes into the first run directory (or ``--out``):
   critic's table), points labelled by task and coloured by domain;
 - ``analysis.md``: the numbers behind the figures (final / best returns, embedding distances
   within and between domains).
+
+Runs that differ only in their ``seed`` form one group: a curve is the mean over its seeds with
+the min-max band shaded, and ``analysis.md`` has a table per group (final return mean and
+standard deviation over seeds, and with ``--threshold`` the env steps each seed took to reach it).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ class AnalyzeArgs:
     """Run directories (each with config.json and metrics.jsonl)."""
     out: str = ""
     """Output directory (default: the first run directory)."""
+    threshold: float | None = None
+    """Also report the env steps per task at which each run's eval mean return first reached
+    this value."""
 
 
 @dataclasses.dataclass
@@ -70,12 +77,13 @@ def load_run(path: str) -> Run:
     return Run(path=path, config=config, records=records, task_names=task_names)
 
 
-def label_runs(runs: Sequence[Run]) -> None:
-    """Label each run by the config fields in which the runs differ (``run_dir`` excluded)."""
+def label_runs(runs: Sequence[Run], ignore: Sequence[str] = ()) -> None:
+    """Label each run by the config fields in which the runs differ (``run_dir`` and ``ignore``
+    excluded)."""
     fields: list[str] = []
     for run in runs[1:]:
         for name, _, _ in diff_fields(runs[0].config, run.config):
-            if name not in fields and name not in ("run_dir", "resume"):
+            if name not in fields and name not in ("run_dir", "resume", *ignore):
                 fields.append(name)
 
     def value(config, name):
@@ -95,6 +103,30 @@ def series(run: Run, key: str) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0), np.zeros(0)
     x, y = zip(*pts, strict=True)
     return np.asarray(x), np.asarray(y, dtype=float)
+
+
+def group_by_label(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """Runs sharing a label (labelled with ``ignore=("seed",)``: seeds of one setting)."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.label, []).append(run)
+    return groups
+
+
+def mean_curve(runs: Sequence[Run], key: str):
+    """``(steps, mean, low, high)`` of ``key`` over runs, at the steps all of them logged."""
+    curves = [dict(zip(*series(run, key), strict=True)) for run in runs]
+    steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+    values = np.asarray([[c[x] for x in steps] for c in curves], dtype=float).reshape(
+        len(curves), len(steps))
+    return (np.asarray(steps), values.mean(axis=0), values.min(axis=0), values.max(axis=0))
+
+
+def steps_to(run: Run, key: str, threshold: float) -> int | None:
+    """The first logged env step at which ``key`` reached ``threshold`` (None: never)."""
+    x, y = series(run, key)
+    hits = np.nonzero(y >= threshold)[0]
+    return int(x[hits[0]]) if len(hits) else None
 
 
 def domain(task: str) -> str:
@@ -148,14 +180,19 @@ def _plt():
 
 def plot_curves(runs: Sequence[Run], path: str) -> None:
     plt = _plt()
+    groups = group_by_label(runs)
     tasks = sorted({t for run in runs for t in run.tasks})
     cols = min(4, len(tasks) + 1)
     rows = -(-(len(tasks) + 1) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
     panels = [("eval/mean_return", "mean over tasks")] + [(f"eval/{t}/return", t) for t in tasks]
     for ax, (key, title) in zip(axes.flat, panels, strict=False):
-        for run in runs:
-            ax.plot(*series(run, key), marker=".", label=run.label)
+        for label, members in groups.items():
+            x, mean, low, high = mean_curve(members, key)
+            name = label if len(members) == 1 else f"{label} ({len(members)} seeds)"
+            (line,) = ax.plot(x, mean, marker=".", label=name)
+            if len(members) > 1:
+                ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
         ax.set(title=title, xlabel="env steps per task", ylabel="eval return")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
@@ -199,10 +236,40 @@ def plot_embeddings(tables: Sequence[tuple[Run, np.ndarray, list[str]]], path: s
     plt.close(fig)
 
 
-def analyze(run_dirs: Sequence[str], out: str = "") -> list[str]:
+def group_table(runs: Sequence[Run], threshold: float | None) -> list[str]:
+    """Markdown rows summarising each group of seeds (and the steps to ``threshold``)."""
+    head = "| setting | seeds | final mean eval (mean +- sd) | best mean eval (mean) |"
+    rule = "|---|---:|---:|---:|"
+    if threshold is not None:
+        head += f" env steps to {threshold:g} (per seed) | median |"
+        rule += "---|---:|"
+    lines = [head, rule]
+    for label, members in group_by_label(runs).items():
+        finals, bests = [], []
+        for run in members:
+            _, y = series(run, "eval/mean_return")
+            if len(y):
+                finals.append(y[-1])
+                bests.append(y.max())
+        final = f"{np.mean(finals):.1f} +- {np.std(finals):.1f}" if finals else "-"
+        best = f"{np.mean(bests):.1f}" if bests else "-"
+        row = f"| {label} | {len(members)} | {final} | {best} |"
+        if threshold is not None:
+            hits = [steps_to(run, "eval/mean_return", threshold) for run in members]
+            reached = sorted(h for h in hits if h is not None)
+            # A seed that never reached it counts as beyond every logged step in the median.
+            ranked = reached + [np.inf] * (len(hits) - len(reached))
+            median = np.median(ranked)
+            shown = ", ".join("never" if h is None else str(h) for h in hits)
+            row += f" {shown} | {'never' if np.isinf(median) else f'{median:g}'} |"
+        lines.append(row)
+    return lines
+
+
+def analyze(run_dirs: Sequence[str], out: str = "", threshold: float | None = None) -> list[str]:
     """Write the figures and ``analysis.md`` for ``run_dirs``; returns the written paths."""
     runs = [load_run(p) for p in run_dirs]
-    label_runs(runs)
+    label_runs(runs, ignore=("seed",))
     out = out or run_dirs[0]
     os.makedirs(out, exist_ok=True)
     written = []
@@ -223,7 +290,10 @@ def analyze(run_dirs: Sequence[str], out: str = "") -> list[str]:
         for t in tasks:
             _, y = series(run, f"eval/{t}/return")
             cells.append(f"{y[-1]:.1f}" if len(y) else "-")
-        lines.append(f"| {run.label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {os.path.basename(os.path.normpath(run.path))}: {run.label} | "
+                     + " | ".join(cells) + " |")
+    lines += ["", "By setting (runs that differ only in seed grouped):", "",
+              *group_table(runs, threshold)]
 
     path = os.path.join(out, "curves.png")
     plot_curves(runs, path)
@@ -270,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = tyro.cli(AnalyzeArgs, args=argv, prog="brc-analyze")
     try:
-        written = analyze(args.run_dirs, args.out)
+        written = analyze(args.run_dirs, args.out, args.threshold)
     except ValueError as err:
         print(f"brc-analyze: error: {err}", file=sys.stderr)
         return 1
