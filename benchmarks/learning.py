@@ -46,6 +46,8 @@ class Config:
     """Action size of the synthetic batch."""
     num_tasks: int = 4
     """Tasks of the synthetic batch (multi-task: the critic has an embedding)."""
+    compute_dtypes: tuple[str, ...] = ("float32",)
+    """Critic compute dtypes (float32 | bfloat16); each is compared with a matmul of its dtype."""
     profile: bool = False
     """Also trace one more call per point into benchmarks/profiles/ and print its phase split."""
     out: Path = RESULTS_DIR / "learning.jsonl"
@@ -62,13 +64,13 @@ def best_time(fn, *args, repeats: int) -> float:
     return best
 
 
-def matmul_flops_per_s(m: int, k: int, n: int, repeats: int) -> float:
-    """Measured float32 FLOP/s of an ``(m, k) x (k, n)`` matmul, 10 per call."""
-    a = jax.random.normal(jax.random.key(0), (m, k), jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (k, n), jnp.float32)
+def matmul_flops_per_s(m: int, k: int, n: int, repeats: int, dtype: str = "float32") -> float:
+    """Measured FLOP/s of an ``(m, k) x (k, n)`` matmul in ``dtype``, 10 per call."""
+    a = jax.random.normal(jax.random.key(0), (m, k), jnp.float32).astype(dtype)
+    b = jax.random.normal(jax.random.key(1), (k, n), jnp.float32).astype(dtype)
 
     def ten(a, b):
-        return jax.lax.fori_loop(0, 10, lambda i, x: (x @ b) * 0.5, a)
+        return jax.lax.fori_loop(0, 10, lambda i, x: (x @ b) * jnp.asarray(0.5, x.dtype), a)
 
     fn = jax.jit(ten).lower(a, b).compile()
     jax.block_until_ready(fn(a, b))
@@ -88,10 +90,12 @@ def synthetic_batch(cfg: Config, batch: int) -> Transition:
     )
 
 
-def time_learning(cfg: Config, width: int, batch: int) -> dict:
-    """Compile and time ``cfg.updates`` sgd steps at critic ``width`` and ``batch``."""
-    learner = make_learner(LearnerConfig(network=NetworkConfig(critic_width=width)),
-                           cfg.obs_dim, (cfg.action_dim,) * cfg.num_tasks)
+def time_learning(cfg: Config, width: int, batch: int, dtype: str = "float32") -> dict:
+    """Compile and time ``cfg.updates`` sgd steps at critic ``width``, ``batch`` and critic
+    compute ``dtype``."""
+    net = NetworkConfig(critic_width=width, critic_compute_dtype=dtype)
+    learner = make_learner(LearnerConfig(network=net), cfg.obs_dim,
+                           (cfg.action_dim,) * cfg.num_tasks)
     state = init_state(learner, jax.random.key(0), num_envs=cfg.num_tasks, max_episode_length=10)
     data = synthetic_batch(cfg, batch)
 
@@ -120,7 +124,7 @@ def time_learning(cfg: Config, width: int, batch: int) -> dict:
 
         profile_call(f"learning-w{width}-b{batch}", compiled, run_once, cfg.updates)
     steps_per_s = cfg.updates / best
-    peak = matmul_flops_per_s(batch * 2, width, width, cfg.repeats)
+    peak = matmul_flops_per_s(batch * 2, width, width, cfg.repeats, dtype)
     achieved = flops_per_step * steps_per_s
     return dict(compile_s=compile_s, steady_s=best, sgd_steps_per_s=steps_per_s,
                 flops_per_step=flops_per_step, achieved_flops_per_s=achieved,
@@ -128,22 +132,26 @@ def time_learning(cfg: Config, width: int, batch: int) -> dict:
 
 
 def main(cfg: Config) -> None:
-    print(f"{'width':>6} {'batch':>6} {'steps/s':>9} {'GFLOP/step':>11} {'GFLOP/s':>9} "
-          f"{'matmul':>8} {'frac':>6}")
-    for batch in cfg.batches:
-        for width in cfg.widths:
-            r = time_learning(cfg, width, batch)
-            append_row(cfg.out, dict(
-                row_header("learning"),
-                config=dict(width=width, batch=batch, updates=cfg.updates,
-                            obs_dim=cfg.obs_dim, action_dim=cfg.action_dim,
-                            num_tasks=cfg.num_tasks),
-                **r,
-            ))
-            print(f"{width:6d} {batch:6d} {r['sgd_steps_per_s']:9.1f} "
-                  f"{r['flops_per_step'] / 1e9:11.3f} {r['achieved_flops_per_s'] / 1e9:9.1f} "
-                  f"{r['matmul_flops_per_s'] / 1e9:8.1f} {r['fraction_of_matmul']:6.2f}",
-                  flush=True)
+    print(f"{'dtype':>9} {'width':>6} {'batch':>6} {'steps/s':>9} {'GFLOP/step':>11} "
+          f"{'GFLOP/s':>9} {'matmul':>8} {'frac':>6}")
+    for dtype in cfg.compute_dtypes:
+        for batch in cfg.batches:
+            for width in cfg.widths:
+                point(cfg, width, batch, dtype)
+
+
+def point(cfg: Config, width: int, batch: int, dtype: str, benchmark: str = "learning") -> dict:
+    """Time one (width, batch, dtype) point, append its row to ``cfg.out`` and print it."""
+    r = time_learning(cfg, width, batch, dtype)
+    config = dict(width=width, batch=batch, updates=cfg.updates, obs_dim=cfg.obs_dim,
+                  action_dim=cfg.action_dim, num_tasks=cfg.num_tasks)
+    if dtype != "float32":  # float32 rows keep the config of earlier rows
+        config["compute_dtype"] = dtype
+    append_row(cfg.out, dict(row_header(benchmark), config=config, **r))
+    print(f"{dtype:>9} {width:6d} {batch:6d} {r['sgd_steps_per_s']:9.1f} "
+          f"{r['flops_per_step'] / 1e9:11.3f} {r['achieved_flops_per_s'] / 1e9:9.1f} "
+          f"{r['matmul_flops_per_s'] / 1e9:8.1f} {r['fraction_of_matmul']:6.2f}", flush=True)
+    return r
 
 
 if __name__ == "__main__":

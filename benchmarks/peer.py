@@ -658,8 +658,10 @@ def main(cfg: Config) -> None:
     # Import both stacks before either clock starts: a module import is paid once per process and
     # would otherwise be charged to whichever side runs first.
     import brax.training.agents.sac.train  # noqa: F401
-    import envpool  # noqa: F401
     import mujoco_playground  # noqa: F401
+
+    if "time_to_score" in cfg.mode and cfg.ours.backend == "envpool":
+        import envpool  # noqa: F401  (not installed on GPU boxes: MJX there)
 
     clock = CompileClock()
     if "peer" in cfg.mode:

@@ -181,7 +181,8 @@ def pad_env(env, obs_dim: int, action_dim: int) -> Env:
         return widen(env.reset(key))
 
     def step(state: EnvState, action: jax.Array) -> EnvState:
-        inner = state.replace(obs=state.obs[:, :inner_obs], final_obs=state.final_obs[:, :inner_obs])
+        inner = state.replace(obs=state.obs[:, :inner_obs],
+                              final_obs=state.final_obs[:, :inner_obs])
         return widen(env.step(inner, action[:, : env.action_dim]))
 
     mask = np.pad(np.asarray(env.action_mask), ((0, 0), (0, action_dim - env.action_dim)))

@@ -136,7 +136,8 @@ class Plan:
         return tuple(env.task_names) + self.offline_tasks(env)
 
     def learner_action_dims(self, env) -> tuple[int, ...]:
-        dims = dict(zip(self.replay.task_names, self.replay.action_dims)) if self.replay else {}
+        replay = self.replay
+        dims = dict(zip(replay.task_names, replay.action_dims, strict=True)) if replay else {}
         return tuple(env.action_dims) + tuple(dims[t] for t in self.offline_tasks(env))
 
     def task_input(self, env) -> bool | None:

@@ -1,0 +1,53 @@
+"""The GPU benchmark entry at smoke sizes on CPU, so that it cannot rot between GPU sessions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import gpu
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_smoke_collection_and_learning_write_their_rows(tmp_path):
+    out = tmp_path / "gpu.jsonl"
+    skipped = gpu.main(gpu.Config(smoke=True, parts=("collection", "learning"), out=out))
+    assert skipped == []
+    rows = _rows(out)
+    assert [r["benchmark"] for r in rows] == ["gpu_collection", "gpu_learning", "gpu_learning"]
+    collection = rows[0]
+    assert collection["config"] == {"task": "dmc/cartpole-balance", "num_envs": 4, "steps": 10}
+    assert collection["ratio"] == pytest.approx(
+        collection["collection"]["env_steps_per_s"] / collection["env_only"]["steps_per_s"])
+    f32, bf16 = rows[1], rows[2]
+    assert "compute_dtype" not in f32["config"] and bf16["config"]["compute_dtype"] == "bfloat16"
+    for row in (f32, bf16):
+        assert row["config"]["width"] == 32 and row["config"]["batch"] == 16
+        assert row["fraction_of_matmul"] == pytest.approx(
+            row["achieved_flops_per_s"] / row["matmul_flops_per_s"])
+        assert row["device"].startswith("cpu") and row["versions"]["jax"]
+
+
+def test_spent_budget_skips_points_with_a_row(tmp_path):
+    out = tmp_path / "gpu.jsonl"
+    skipped = gpu.main(gpu.Config(smoke=True, parts=("learning",), budget_s=0.0, out=out))
+    assert skipped == ["learning float32 w32 b16", "learning bfloat16 w32 b16"]
+    assert [r["config"]["point"] for r in _rows(out)] == skipped
+
+
+def test_unknown_part_is_one_line():
+    with pytest.raises(SystemExit, match=r"unknown part\(s\) \['gpus'\]"):
+        gpu.main(gpu.Config(parts=("gpus",)))
+
+
+@pytest.mark.slow
+def test_whole_smoke_including_env_only_end_to_end_and_peer(tmp_path):
+    out = tmp_path / "gpu.jsonl"
+    assert gpu.main(gpu.Config(smoke=True, out=out)) == []
+    kinds = [r["benchmark"] for r in _rows(out)]
+    for kind in ("gpu_env_only", "gpu_collection", "gpu_learning", "gpu_end_to_end", "peer"):
+        assert kind in kinds
