@@ -217,12 +217,14 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state, config: dict 
     return None, None
 
 
-def read_leaves(directory: str, step: int | None = None) -> tuple[int, dict[str, np.ndarray]]:
-    """Every stored leaf of checkpoint ``step`` (default: the newest) as ``{path: array}``.
+def read_leaves(directory: str, step: int | None = None,
+                prefixes: tuple[str, ...] | None = None) -> tuple[int, dict[str, np.ndarray]]:
+    """The stored leaves of checkpoint ``step`` (default: the newest) as ``{path: array}``.
 
     Reads a run's checkpoint without building its envs or learner (analysis, transfer, tests);
     paths are those of ``leaf_specs`` (e.g. ``.learner.log_alpha``), typed keys come back as
-    their raw key data, zero-size leaves are left out.
+    their raw key data, zero-size leaves are left out. With ``prefixes`` only the leaves whose
+    path starts with one of them are read from disk (e.g. the learner without the replay).
     """
     options = ocp.CheckpointManagerOptions(read_only=True, create=False)
     manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
@@ -231,6 +233,14 @@ def read_leaves(directory: str, step: int | None = None) -> tuple[int, dict[str,
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {directory}")
     meta = read_meta(manager, step)
-    items = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
     paths = [path for path, _, _ in meta["leaves"]]
+    if prefixes is None:
+        args = ocp.args.StandardRestore()
+    else:
+        wanted = {f"{i:05d}": 0 for i, (path, shape, _) in enumerate(meta["leaves"])
+                  if path.startswith(prefixes) and math.prod(shape) > 0}
+        args = ocp.args.PyTreeRestore(
+            item=wanted, restore_args={k: ocp.RestoreArgs(restore_type=np.ndarray)
+                                       for k in wanted}, partial_restore=True)
+    items = manager.restore(step, args=ocp.args.Composite(state=args))
     return step, {paths[int(i)]: np.asarray(x) for i, x in items["state"].items()}

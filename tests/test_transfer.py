@@ -210,3 +210,13 @@ def test_sizes_beyond_the_source_input_and_missing_checkpoint_fail(tmp_path, sou
     cfg = config(tmp_path / "u", ("toy/task0",), init_from=str(empty))
     with pytest.raises(ValueError, match=f"--init-from: {empty} holds no checkpoint"):
         run_lib.run(cfg, env_factory=toy_tasks)
+
+
+def test_read_leaves_reads_only_the_asked_prefixes(source):
+    src_cfg, _ = source
+    directory = os.path.join(src_cfg.run_dir, "checkpoints")
+    step, every = checkpoint.read_leaves(directory)
+    _, some = checkpoint.read_leaves(directory, step, prefixes=(".learner.actor_params",))
+    assert some and set(some) == {p for p in every if p.startswith(".learner.actor_params")}
+    for path, value in some.items():
+        np.testing.assert_array_equal(value, every[path])

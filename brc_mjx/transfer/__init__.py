@@ -285,7 +285,8 @@ def _put(value: np.ndarray, like) -> jax.Array:
 def _load_model(state, source: Source, tasks, cfg):
     """``state`` with the source's weights (and, as configured, optimiser / temperature) and
     the per-task rows of its source tasks."""
-    _, leaves = checkpoint.read_leaves(source.checkpoint_dir, source.step)
+    _, leaves = checkpoint.read_leaves(source.checkpoint_dir, source.step,
+                                       prefixes=(".learner.",))  # not the replay
     rows = row_map(source.task_names, tasks)
     t = cfg.transfer
     prefixes = _WEIGHTS + (_OPTIMIZER if t.keep_optimizer else ()) + (
@@ -316,7 +317,8 @@ def _load_model(state, source: Source, tasks, cfg):
 def _load_replay(state, source: Source, tasks):
     """``state`` with its offline replay holding every stored transition of the source's tasks
     (relabelled with this run's task ids) and their reward statistics."""
-    _, leaves = checkpoint.read_leaves(source.checkpoint_dir, source.step)
+    _, leaves = checkpoint.read_leaves(source.checkpoint_dir, source.step,
+                                       prefixes=(".replay.", ".learner.normalizer."))
     ids = row_map(tasks, source.task_names[: source.replay_tasks])  # source ring -> our task
     data = {}
     for field in dataclasses.fields(replay_lib.Transition):
