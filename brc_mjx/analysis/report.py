@@ -178,6 +178,13 @@ def _plt():
     return plt
 
 
+def _steps_axis(ax) -> None:
+    """Env steps in thousands (``100k``): full numbers overlap on narrow panels."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k"))
+
+
 def plot_curves(runs: Sequence[Run], path: str) -> None:
     plt = _plt()
     groups = group_by_label(runs)
@@ -194,6 +201,7 @@ def plot_curves(runs: Sequence[Run], path: str) -> None:
             if len(members) > 1:
                 ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
         ax.set(title=title, xlabel="env steps per task", ylabel="eval return")
+        _steps_axis(ax)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
@@ -214,6 +222,7 @@ def plot_diagnostics(runs: Sequence[Run], path: str) -> None:
         for run in runs:
             ax.plot(*series(run, key), marker=".", label=run.label)
         ax.set(title=title, xlabel="env steps per task")
+        _steps_axis(ax)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
