@@ -110,41 +110,42 @@ class Budget:
         return False
 
 
-def env_only(cfg: Config, sizes: Sizes, budget: Budget) -> None:
+def mjx_points(cfg: Config, budget: Budget, part: str, tasks, batches):
+    """``(task, num_envs, env)`` of every point of ``part`` the budget still allows."""
     import envs
+
+    for task in tasks:
+        for n in batches:
+            if budget.ok(f"{part} {task} {n}"):
+                yield task, n, envs.make(task, n, backend="mjx", mjx_impl=cfg.mjx_impl)
+
+
+def env_only(cfg: Config, sizes: Sizes, budget: Budget) -> None:
     from benchmarks.env_only import time_env
 
-    for task in sizes.env_tasks:
-        for n in sizes.env_batches:
-            if not budget.ok(f"env_only {task} {n}"):
-                continue
-            env = envs.make(task, n, backend="mjx", mjx_impl=cfg.mjx_impl)
-            r = time_env(env, sizes.env_scan)
-            append_row(cfg.out, dict(row_header("gpu_env_only"), config=dict(
-                task=task, num_envs=n, scan_len=sizes.env_scan, mjx_impl=cfg.mjx_impl), **r))
-            print(f"env-only {task} {n} envs: {r['steps_per_s']:.0f} steps/s "
-                  f"(compile {r['compile_s']:.1f} s)", flush=True)
+    for task, n, env in mjx_points(cfg, budget, "env_only", sizes.env_tasks, sizes.env_batches):
+        r = time_env(env, sizes.env_scan)
+        append_row(cfg.out, dict(row_header("gpu_env_only"), config=dict(
+            task=task, num_envs=n, scan_len=sizes.env_scan, mjx_impl=cfg.mjx_impl), **r))
+        print(f"env-only {task} {n} envs: {r['steps_per_s']:.0f} steps/s "
+              f"(compile {r['compile_s']:.1f} s)", flush=True)
 
 
-def _loop_config(sizes: Sizes, task: str, width: int, batch: int):
+def _loop_config(sizes: Sizes, task: str):
     from benchmarks import loop
 
-    return loop.Config(tasks=(task,), backend="mjx", steps=sizes.loop_steps, critic_width=width,
-                       batch_size=batch)
+    return loop.Config(tasks=(task,), backend="mjx", steps=sizes.loop_steps,
+                       critic_width=sizes.e2e_width, batch_size=sizes.e2e_batch)
 
 
 def collection(cfg: Config, sizes: Sizes, budget: Budget) -> None:
-    import envs
     from benchmarks.env_only import time_env
     from benchmarks.loop import time_loop
 
-    task = sizes.collection_task
-    for n in sizes.collection_batches:
-        if not budget.ok(f"collection {task} {n}"):
-            continue
-        env = envs.make(task, n, backend="mjx", mjx_impl=cfg.mjx_impl)
+    for task, n, env in mjx_points(cfg, budget, "collection", (sizes.collection_task,),
+                                   sizes.collection_batches):
         bare = time_env(env, sizes.loop_steps)
-        ours = time_loop(_loop_config(sizes, task, sizes.e2e_width, sizes.e2e_batch), env, 0)
+        ours = time_loop(_loop_config(sizes, task), env, 0)
         ratio = ours["env_steps_per_s"] / bare["steps_per_s"]
         append_row(cfg.out, dict(row_header("gpu_collection"), config=dict(
             task=task, num_envs=n, steps=sizes.loop_steps), env_only=bare, collection=ours,
@@ -166,15 +167,11 @@ def learning(cfg: Config, sizes: Sizes, budget: Budget) -> None:
 
 
 def end_to_end(cfg: Config, sizes: Sizes, budget: Budget) -> None:
-    import envs
     from benchmarks.loop import time_loop
 
-    task = sizes.collection_task
-    for n in sizes.e2e_batches:
-        if not budget.ok(f"end_to_end {task} {n}"):
-            continue
-        env = envs.make(task, n, backend="mjx", mjx_impl=cfg.mjx_impl)
-        r = time_loop(_loop_config(sizes, task, sizes.e2e_width, sizes.e2e_batch), env, 1)
+    for task, n, env in mjx_points(cfg, budget, "end_to_end", (sizes.collection_task,),
+                                   sizes.e2e_batches):
+        r = time_loop(_loop_config(sizes, task), env, 1)
         append_row(cfg.out, dict(row_header("gpu_end_to_end"), config=dict(
             task=task, num_envs=n, critic_width=sizes.e2e_width, batch_size=sizes.e2e_batch,
             updates_per_step=1, steps=sizes.loop_steps), **r))
