@@ -220,3 +220,34 @@ def test_read_leaves_reads_only_the_asked_prefixes(source):
     assert some and set(some) == {p for p in every if p.startswith(".learner.actor_params")}
     for path, value in some.items():
         np.testing.assert_array_equal(value, every[path])
+
+
+def _fake_source(tasks, obs_dim=3, action_dim=3):
+    return transfer.Source(run_dir="/src", step=1, task_names=tuple(tasks),
+                           action_dims=(1,) * len(tasks), obs_dim=obs_dim, action_dim=action_dim,
+                           network={}, critic_loss="categorical", replay_capacity=10,
+                           replay_obs_dtype="float32", replay_tasks=len(tasks))
+
+
+def _fake_env(tasks, obs_dims, action_dims):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(task_names=tuple(tasks), obs_dims=tuple(obs_dims),
+                           action_dims=tuple(action_dims), obs_dim=max(obs_dims),
+                           action_dim=max(action_dims), num_tasks=len(tasks))
+
+
+@pytest.mark.parametrize("source, env, conditioning, message", [
+    (_fake_source(["a", "b"]), _fake_env(["a", "c"], (3, 2), (3, 4)), "embedding",
+     "--init-from /src: c has action size 4, larger than the source's padded input 3"),
+    (_fake_source(["a"]), _fake_env(["a", "c"], (3, 3), (1, 1)), "embedding",
+     "--init-from /src: a single-task network has no task input, so it cannot start a run of "
+     "2 tasks"),
+    (_fake_source(["a", "b"]), _fake_env(["b", "a"], (3, 3), (1, 1)), "onehot",
+     "--init-from /src: task_conditioning 'onehot' ties the network to the source's task list"),
+])
+def test_env_checks_name_the_bad_value(source, env, conditioning, message):
+    cfg = tiny_config("/tmp/unused", learner=LearnerConfig(
+        network=NetworkConfig(task_conditioning=conditioning)))
+    with pytest.raises(transfer.TransferError, match=message.replace("(", r"\(")):
+        transfer.check_env(transfer.Plan(init=source), env, cfg)
