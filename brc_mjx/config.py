@@ -136,6 +136,10 @@ class EnvConfig:
     """Parallel training environments per task."""
     eval_episodes: int = 4
     """Deterministic evaluation episodes per task (run in parallel)."""
+    reward_scales: tuple[float, ...] = ()
+    """Multiply task k's training rewards by reward_scales[k], one value per task in the order
+    of the resolved task list (experiments with tasks of different reward scales); evaluation
+    always reports the task's own return. Empty: rewards as the tasks give them."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,6 +32,8 @@ def make_envs(cfg: TrainConfig):
 
     tasks = list(cfg.env.tasks)
     env = envs.make(tasks, cfg.env.envs_per_task, backend=cfg.env.backend)
+    if cfg.env.reward_scales:
+        env = envs.scale_rewards(env, cfg.env.reward_scales)
     eval_env = None
     if cfg.env.eval_episodes > 0:
         eval_env = envs.make(tasks, cfg.env.eval_episodes, backend=cfg.env.backend)

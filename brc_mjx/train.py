@@ -92,6 +92,8 @@ def validate(cfg: TrainConfig) -> None:
          f"diagnostics_every must be >= 0, got {cfg.diagnostics_every}"),
         (cfg.diagnostics_per_task >= 1,
          f"diagnostics_per_task must be >= 1, got {cfg.diagnostics_per_task}"),
+        (all(x > 0 for x in cfg.env.reward_scales),
+         f"env.reward_scales must all be > 0, got {cfg.env.reward_scales}"),
         (cfg.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {cfg.keep_checkpoints}"),
         (cfg.replay.obs_dtype in OBS_DTYPES,
          f"replay.obs_dtype must be one of {sorted(OBS_DTYPES)}, got {cfg.replay.obs_dtype!r}"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from envs.core import BackendStep, Env, EnvState, TaskBackend
-from envs.multitask import make_multitask, pad_env, record_episodes
+from envs.multitask import make_multitask, pad_env, record_episodes, rewrap, scale_rewards
 from envs.registry import (
     SUITES,
     TASKS,
@@ -39,6 +39,8 @@ __all__ = [
     "make",
     "make_multitask",
     "pad_env",
+    "rewrap",
+    "scale_rewards",
     "record_episodes",
     "resolve_tasks",
 ]

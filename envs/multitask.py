@@ -9,6 +9,7 @@ entropy). Tasks may mix backends (MJX and EnvPool) in one `Env`; all sizes come 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import jax
@@ -158,6 +159,16 @@ def make_multitask(
     )
 
 
+def rewrap(env, **changes) -> Env:
+    """An `Env` with the description and functions of `env` (an `Env` or any object with its
+    fields), except `changes`: what a wrapper builds around the env it wraps."""
+    fields = {f.name: getattr(env, f.name) for f in dataclasses.fields(Env) if hasattr(env, f.name)}
+    fields.setdefault("obs_shape", (env.obs_dim,))
+    fields.setdefault("obs_dims", (env.obs_dim,) * env.num_tasks)
+    fields.update(changes)
+    return Env(**fields)
+
+
 def pad_env(env, obs_dim: int, action_dim: int) -> Env:
     """``env`` seen through larger inputs: observations zero-padded to ``obs_dim``, actions of
     ``action_dim`` whose extra components are dropped (to run a network built for a larger
@@ -186,11 +197,28 @@ def pad_env(env, obs_dim: int, action_dim: int) -> Env:
         return widen(env.step(inner, action[:, : env.action_dim]))
 
     mask = np.pad(np.asarray(env.action_mask), ((0, 0), (0, action_dim - env.action_dim)))
-    return Env(
-        reset=reset, step=step, num_envs=env.num_envs, envs_per_task=env.envs_per_task,
-        num_tasks=env.num_tasks, task_names=tuple(env.task_names), backends=tuple(env.backends),
-        obs_dim=obs_dim, obs_shape=(obs_dim,), obs_dims=tuple(getattr(env, "obs_dims", ())),
-        action_dim=action_dim, action_dims=tuple(env.action_dims), action_mask=mask,
-        task_ids=np.asarray(env.task_ids), episode_length=tuple(env.episode_length),
-        has_success=tuple(env.has_success), discrete=False,
-    )
+    return rewrap(env, reset=reset, step=step, obs_dim=obs_dim, obs_shape=(obs_dim,),
+                  action_dim=action_dim, action_mask=mask)
+
+
+def scale_rewards(env, scales) -> Env:
+    """``env`` with task ``k``'s rewards (and episode returns) multiplied by ``scales[k]``: tasks
+    whose reward scales differ, for the reward-scale experiments of the paper's argument."""
+    scales = tuple(float(x) for x in scales)
+    if len(scales) != env.num_tasks:
+        raise ValueError(f"reward_scales has {len(scales)} values for {env.num_tasks} tasks "
+                         f"({', '.join(env.task_names)})")
+    if any(not x > 0 for x in scales):
+        raise ValueError(f"reward_scales must be > 0, got {scales}")
+    per_env = jnp.asarray(np.asarray(scales, np.float32)[np.asarray(env.task_ids)])
+
+    def step(state: EnvState, action: jax.Array) -> EnvState:
+        # The inner env accumulates its own (unscaled) returns: hand them back unscaled.
+        inner = state.replace(episode_return=state.episode_return / per_env,
+                              last_episode_return=state.last_episode_return / per_env)
+        out = env.step(inner, action)
+        return out.replace(reward=out.reward * per_env,
+                           episode_return=out.episode_return * per_env,
+                           last_episode_return=out.last_episode_return * per_env)
+
+    return rewrap(env, step=step)
