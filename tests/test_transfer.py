@@ -251,3 +251,10 @@ def test_env_checks_name_the_bad_value(source, env, conditioning, message):
         network=NetworkConfig(task_conditioning=conditioning)))
     with pytest.raises(transfer.TransferError, match=message.replace("(", r"\(")):
         transfer.check_env(transfer.Plan(init=source), env, cfg)
+
+
+def test_transfer_options_without_a_source_are_refused(tmp_path):
+    cfg = config(tmp_path / "t", ("toy/task0",), transfer=TransferConfig(keep_optimizer=True))
+    with pytest.raises(ValueError, match=r"transfer.keep_optimizer \(True\) has no effect "
+                                         "without --init-from"):
+        run_lib.run(cfg, env_factory=lambda c: pytest.fail("envs built before the check"))

@@ -190,6 +190,13 @@ def plan(cfg, restore: bool) -> Plan:
         if getattr(t, name) < -1:
             raise TransferError(f"transfer.{name} must be a checkpoint number or -1, got "
                                 f"{getattr(t, name)}")
+    defaults = type(t)()
+    for name, flag in (("init_step", "init_from"), ("new_embedding", "init_from"),
+                       ("keep_optimizer", "init_from"), ("keep_temperature", "init_from"),
+                       ("replay_step", "replay_from")):
+        if getattr(t, name) != getattr(defaults, name) and not getattr(cfg, flag):
+            raise TransferError(f"transfer.{name} ({getattr(t, name)!r}) has no effect without "
+                                f"--{flag.replace('_', '-')}")
     init = read_source(cfg.init_from, t.init_step, "--init-from") if cfg.init_from else None
     replay = (read_source(cfg.replay_from, t.replay_step, "--replay-from")
               if cfg.replay_from else None)
