@@ -40,6 +40,13 @@ def test_labels_name_the_differing_fields():
     assert [r.label for r in runs] == ["critic_loss=categorical", "critic_loss=mse"]
 
 
+def test_fields_a_run_predates_take_their_defaults():
+    old = {"seed": 0, "env": {"tasks": ["a"]}}  # written before env.reward_scales existed
+    filled = report.with_defaults(old)
+    assert filled["env"]["tasks"] == ["a"] and filled["env"]["reward_scales"] == []
+    assert filled["learner"]["critic_loss"] == "categorical"
+
+
 def _run(path, seed, loss, returns):
     records = [{"env_steps": 1000 * (k + 1), "eval/mean_return": r} for k, r in enumerate(returns)]
     return report.Run(path, {"seed": seed, "learner": {"critic_loss": loss}}, records, [])

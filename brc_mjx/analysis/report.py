@@ -74,7 +74,20 @@ def load_run(path: str) -> Run:
             task_names = json.load(f).get("task_names", [])
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"{path} is not a readable run directory: {err}") from None
-    return Run(path=path, config=config, records=records, task_names=task_names)
+    return Run(path=path, config=with_defaults(config), records=records, task_names=task_names)
+
+
+def with_defaults(config: dict) -> dict:
+    """``config`` with the fields it predates filled with their defaults (an older run used
+    what is now the default), so that runs are compared on what really differs."""
+    from brc_mjx.config import TrainConfig, to_json
+
+    def merge(default, stored):
+        if not isinstance(default, dict) or not isinstance(stored, dict):
+            return stored
+        return {**default, **{k: merge(default.get(k), v) for k, v in stored.items()}}
+
+    return merge(to_json(TrainConfig()), config)
 
 
 def label_runs(runs: Sequence[Run], ignore: Sequence[str] = ()) -> None:
@@ -93,7 +106,9 @@ def label_runs(runs: Sequence[Run], ignore: Sequence[str] = ()) -> None:
 
     for run in runs:
         parts = [f"{name.rsplit('.', 1)[-1]}={value(run.config, name)}" for name in fields]
-        run.label = ", ".join(parts) or os.path.basename(os.path.normpath(run.path))
+        # Runs that differ only in ignored fields (seeds) share one label, so they group.
+        fallback = "same config" if len(runs) > 1 else os.path.basename(os.path.normpath(run.path))
+        run.label = ", ".join(parts) or fallback
 
 
 def series(run: Run, key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -334,7 +349,8 @@ def analyze(run_dirs: Sequence[str], out: str = "", threshold: float | None = No
                   "| run | within a domain | between domains |", "|---|---:|---:|"]
         for run, table, names in tables:
             d = domain_distances(table, [domain(t) for t in names])
-            lines.append(f"| {run.label} | {d['within_domain']:.3f} | "
+            lines.append(f"| {os.path.basename(os.path.normpath(run.path))}: {run.label} | "
+                         f"{d['within_domain']:.3f} | "
                          f"{d['between_domains']:.3f} |")
     path = os.path.join(out, "analysis.md")
     with open(path, "w") as f:
