@@ -254,7 +254,9 @@ def plot_embeddings(tables: Sequence[tuple[Run, np.ndarray, list[str]]], path: s
         for (x, y), task, d in zip(coords, tasks, domains, strict=True):
             ax.scatter(x, y, color=colors[d])
             ax.annotate(task.split("/", 1)[-1], (x, y), fontsize=7)
-        ax.set(title=f"task embeddings (PCA): {run.label}", xlabel="PC 1", ylabel="PC 2")
+        name = os.path.basename(os.path.normpath(run.path))
+        ax.set(title=f"task embeddings (PCA): {name}, {run.label}", xlabel="PC 1",
+               ylabel="PC 2")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
