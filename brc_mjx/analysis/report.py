@@ -219,8 +219,12 @@ def plot_curves(runs: Sequence[Run], path: str) -> None:
         _steps_axis(ax)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    fig.tight_layout()
+    # One legend under the panels: inside a panel it hides the curves.
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    ncol = min(2, len(labels))
+    legend_h = 0.25 * -(-len(labels) // ncol) / (3 * rows)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, legend_h + 0.02, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
