@@ -72,7 +72,7 @@ SMOKE = Sizes(
     collection_task="dmc/cartpole-balance", collection_batches=(4,), loop_steps=10,
     widths=(32,), batches=(16,), dtypes=("float32", "bfloat16"), updates=2,
     e2e_batches=(4,), e2e_width=32, e2e_batch=16,
-    peer_envs=4, peer_width=32, peer_batch=16,
+    peer_envs=8, peer_width=32, peer_batch=16,  # 8: Brax splits envs over the devices
 )
 
 
