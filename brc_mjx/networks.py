@@ -121,6 +121,11 @@ def l2_normalize(x: jax.Array, eps: float = 1e-8) -> jax.Array:
     return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
 
 
+def has_task_input(num_tasks: int, task_input: bool | None) -> bool:
+    """Whether the networks are told the task: as asked, else only with several tasks."""
+    return num_tasks > 1 if task_input is None else task_input
+
+
 def one_hot_task(task_id: jax.Array, num_tasks: int) -> jax.Array:
     """``(batch, num_tasks)`` float32 one-hot task vectors."""
     return jax.nn.one_hot(task_id, num_tasks, dtype=jnp.float32)
@@ -157,7 +162,7 @@ class Critic(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array, task_id: jax.Array) -> jax.Array:
         inputs = [obs, action]
-        multi = self.num_tasks > 1 if self.task_input is None else self.task_input
+        multi = has_task_input(self.num_tasks, self.task_input)
         if multi and self.conditioning == "embedding":
             table = self.param(
                 EMBEDDING_KEY,
@@ -219,7 +224,7 @@ class Networks(NamedTuple):
     @property
     def multi(self) -> bool:
         """Whether critic and actor are told the task (multi-task, or a transferred network)."""
-        return self.num_tasks > 1 if self.task_input is None else self.task_input
+        return has_task_input(self.num_tasks, self.task_input)
 
 
 def make_networks(cfg: NetworkConfig, action_dim: int, num_tasks: int,
@@ -230,7 +235,7 @@ def make_networks(cfg: NetworkConfig, action_dim: int, num_tasks: int,
     ``task_input``: give the networks the task (embedding, one-hot or heads) even with one task
     (a single new task fine-tuned from a multi-task network); None: only with several tasks.
     """
-    multi = num_tasks > 1 if task_input is None else task_input
+    multi = has_task_input(num_tasks, task_input)
     critic = Critic(
         width=cfg.critic_width,
         depth=cfg.critic_depth,

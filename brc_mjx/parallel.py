@@ -92,9 +92,9 @@ def state_shardings(abstract_state, mesh: Mesh, cfg: MeshConfig, num_envs: int):
     """``NamedSharding`` for every leaf of a ``TrainState`` (abstract or concrete).
 
     Rules: replay rings (and a seeded offline replay's) split along data on their slot axis
-    (axis 1); env-state and normaliser
-    leaves whose leading dim is ``num_envs`` split along data; learner leaves (params, AdamW
-    moments, target) by :func:`param_spec`; the rest replicated.
+    (axis 1); env-state and normaliser leaves whose leading dim is ``num_envs`` split along
+    data; learner leaves (params, AdamW moments, target) by :func:`param_spec`; the rest
+    replicated.
     """
     data = mesh.shape[DATA]
 

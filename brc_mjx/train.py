@@ -30,6 +30,7 @@ from brc_mjx.config import TrainConfig
 from brc_mjx.config import validate as validate_learner
 from brc_mjx.learner import Learner, LearnerState, make_learner, sgd_step
 from brc_mjx.learner import init_state as init_learner_state
+from brc_mjx.transfer import Plan
 
 OBS_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -122,7 +123,7 @@ def derive(cfg: TrainConfig, env, plan=None) -> Derived:
         return 0 if n == 0 else max(1, math.ceil(n / epoch_transitions))
 
     offline = {}
-    source = plan.replay if plan is not None else None
+    source = plan and plan.replay
     if source is not None:  # every ring, online or seeded, gets an equal share of a batch
         rings = env.num_tasks + source.replay_tasks
         offline = dict(offline_tasks=source.replay_tasks, offline_capacity=source.replay_capacity,
@@ -318,11 +319,9 @@ def build(cfg: TrainConfig, env, plan=None) -> Program:
     ``plan`` (``brc_mjx.transfer.Plan``) adds the offline tasks of a data transfer to the
     learner's tasks and keeps a transferred network's task input.
     """
-    if plan is not None and plan.active:
-        learner = make_learner(cfg.learner, env.obs_dim, plan.learner_action_dims(env),
-                               task_input=plan.task_input(env), action_dim=env.action_dim)
-    else:
-        learner = make_learner(cfg.learner, env.obs_dim, env.action_dims)
+    plan = plan or Plan()  # no sources: the env's own tasks and sizes
+    learner = make_learner(cfg.learner, env.obs_dim, plan.learner_action_dims(env),
+                           task_input=plan.task_input(env), action_dim=env.action_dim)
     derived = derive(cfg, env, plan)
     mesh = parallel.make_mesh(cfg.mesh)
     abstract = jax.eval_shape(functools.partial(init_train_state, cfg, learner, env, derived))
