@@ -20,6 +20,7 @@ from brc_mjx.acting import evaluate
 from brc_mjx.analysis import diagnostics
 from brc_mjx.config import TrainConfig, to_json
 from brc_mjx.logger import Logger, run_metadata
+from envs import normalised_scores
 
 
 class NonFiniteError(RuntimeError):
@@ -241,6 +242,10 @@ def run(
                 if env.has_success[k]:
                     record[f"eval/{name}/success"] = float(ev["success"][k])
             record["eval/mean_return"] = float(np.mean(ev["return"]))
+            scores = normalised_scores(env.task_names, ev["return"])
+            record.update({f"eval/{name}/normalised_score": v for name, v in scores.items()})
+            if scores:
+                record["eval/mean_normalised_score"] = float(np.mean(list(scores.values())))
         if diag_fn is not None and (epoch + 1) % derived.diagnostics_every_epochs == 0 and (
                 env_steps > cfg.warmup_env_steps):
             t = time.perf_counter()

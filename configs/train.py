@@ -9,6 +9,8 @@ per task is ``2 E`` updates per vectorized step (the same replay ratio, ``2048 /
 
 from __future__ import annotations
 
+import dataclasses
+
 from brc_mjx.config import EnvConfig, LearnerConfig, ReplayConfig, TrainConfig
 from configs.models import model_preset
 
@@ -50,6 +52,15 @@ CPU_DEFAULT = TrainConfig(
     run_dir="runs/cpu-default",
 )
 
+# HumanoidBench H1 on a CPU: the cpu-default learner on walk / stand / run (MJX, 4 envs each).
+HUMANOIDBENCH_H1_CPU = dataclasses.replace(
+    CPU_DEFAULT,
+    env=EnvConfig(tasks=("humanoidbench-h1-walk-stand-run",), backend="mjx", envs_per_task=4,
+                  eval_episodes=2),
+    total_env_steps=500_000,
+    run_dir="runs/humanoidbench-h1-cpu",
+)
+
 #: name -> (description, config); every field stays overridable on the command line.
 TRAIN_PRESETS: dict[str, tuple[str, TrainConfig]] = {
     "cpu-default": ("small multi-task DMC run that learns on a 2-core CPU in minutes", CPU_DEFAULT),
@@ -65,6 +76,10 @@ TRAIN_PRESETS: dict[str, tuple[str, TrainConfig]] = {
                            paper_config("metaworld-mt10", "brc-64m", "envpool")),
     "metaworld-mt50-64m": ("MetaWorld MT50 (EnvPool), 64M-param critics",
                            paper_config("metaworld-mt50", "brc-64m", "envpool")),
+    "humanoidbench-h1-64m": ("HumanoidBench H1 walk/stand/run (MJX), 64M-param critics, for a GPU",
+                             paper_config("humanoidbench-h1", "brc-64m", "mjx", envs_per_task=16)),
+    "humanoidbench-h1-cpu": ("HumanoidBench H1 walk/stand/run on MJX, the cpu-default learner",
+                             HUMANOIDBENCH_H1_CPU),
     "dmc-easy-mjx-4m": ("the CPU suite on MJX with 4M-param critics (for a GPU)",
                         paper_config("dmc-easy", "brc-4m", "mjx", envs_per_task=16)),
 }

@@ -20,6 +20,7 @@ from envs.registry import (
     TaskSpec,
     UnknownTaskError,
     get_task,
+    normalised_scores,
     resolve_tasks,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "get_task",
     "make",
     "make_multitask",
+    "normalised_scores",
     "pad_env",
     "rewrap",
     "scale_rewards",
@@ -96,12 +98,9 @@ def make(
         chosen = _pick_backend(spec, per_task.get(spec.name, "auto"))
         length = episode_length or spec.episode_length
         if chosen == "mjx":
-            from envs.mjx_backend import load_playground, make_mjx_backend
+            from envs.mjx_backend import load_mjx, make_mjx_backend
 
-            pg_env = load_playground(spec.mjx_id, impl=mjx_impl)
-            if int(pg_env._config.episode_length) != spec.episode_length:
-                raise ValueError(f"{spec.name}: Playground's episode_length != registry's")
-            backends.append(make_mjx_backend(pg_env, envs_per_task, length))
+            backends.append(make_mjx_backend(load_mjx(spec, mjx_impl), envs_per_task, length))
         else:
             from envs.envpool_backend import make_envpool_backend
 

@@ -1,4 +1,4 @@
-"""MJX backend: MuJoCo Playground's DM Control Suite tasks, vmapped, with our own auto-reset.
+"""MJX backend: Playground's DM Control Suite and our HumanoidBench H1 tasks, vmapped, auto-reset.
 
 Playground's stock `BraxAutoResetWrapper` writes the reset observation over `state.obs`, so the true
 last observation of an episode is lost; the wrapper here keeps it as `final_obs`. Playground's DMC
@@ -42,6 +42,21 @@ def load_playground(mjx_id: str, impl: str = "jax", **config_overrides: Any) -> 
     env = dm_control_suite.load(mjx_id, config_overrides={"impl": impl, **config_overrides})
     if int(env._config.action_repeat) != 1:  # Playground keeps action repeat in its config
         raise ValueError(f"{mjx_id}: expected action_repeat 1, got {env._config.action_repeat}")
+    return env
+
+
+def load_mjx(spec: Any, impl: str = "jax") -> Any:
+    """The unbatched MJX env of registry task `spec` (Playground's DMC, or our HumanoidBench H1)."""
+    if spec.suite == "humanoidbench":
+        from envs.humanoidbench import H1Locomotion
+
+        env = H1Locomotion(spec.mjx_id, impl=impl)
+        length = env.episode_length
+    else:
+        env = load_playground(spec.mjx_id, impl=impl)
+        length = int(env._config.episode_length)
+    if length != spec.episode_length:
+        raise ValueError(f"{spec.name}: the env's episode length {length} != the registry's")
     return env
 
 

@@ -24,7 +24,7 @@ class TaskSpec:
     """One task: where it is implemented and how it is scored."""
 
     name: str  # canonical name, e.g. "dmc/cheetah-run"
-    suite: str  # "dmc" | "metaworld" | "atari"
+    suite: str  # "dmc" | "humanoidbench" | "metaworld" | "atari"
     episode_length: int  # time limit in agent steps (a time-limit end is a truncation)
     action_repeat: int = 1  # simulator steps per agent step, as the backend applies it
     metric: str = "return"  # "return" | "success"
@@ -35,6 +35,8 @@ class TaskSpec:
     # dm_control observation differs from EnvPool's field list name dm_control's keys here.
     envpool_obs_keys: tuple[str, ...] | None = None
     discrete: bool = False
+    # (random-policy return, target return): eval also logs (R - random) / (target - random).
+    score_range: tuple[float, float] | None = None
 
     @property
     def has_success(self) -> bool:
@@ -187,7 +189,25 @@ def _envpool_tasks() -> list[TaskSpec]:
     return tasks
 
 
-TASKS: dict[str, TaskSpec] = {t.name: t for t in [*_dmc_tasks(), *_envpool_tasks()]}
+def _humanoidbench_tasks() -> list[TaskSpec]:
+    """HumanoidBench's H1 (no hands) locomotion tasks, on MJX only (`envs.humanoidbench`)."""
+    from envs.humanoidbench.locomotion import TASKS as H1_TASKS
+
+    return [
+        TaskSpec(
+            name=f"humanoidbench/h1-{t.name}",
+            suite="humanoidbench",
+            episode_length=1000,
+            mjx_id=t.name,
+            score_range=(t.random_return, t.target_return),
+        )
+        for t in H1_TASKS.values()
+    ]
+
+
+TASKS: dict[str, TaskSpec] = {
+    t.name: t for t in [*_dmc_tasks(), *_humanoidbench_tasks(), *_envpool_tasks()]
+}
 
 _METAWORLD_MT10 = (
     "reach", "push", "pick-place", "door-open", "drawer-open", "drawer-close",
@@ -213,6 +233,12 @@ SUITES: dict[str, tuple[str, ...]] = {
         "dmc/cartpole-swingup_sparse", "dmc/ball_in_cup-catch", "dmc/finger-spin",
         "dmc/finger-turn_easy", "dmc/finger-turn_hard", "dmc/fish-swim", "dmc/hopper-stand",
         "dmc/hopper-hop",
+    ),
+    # The H1 (no hands) tasks made so far; HumanoidBench's other h1 locomotion tasks (sit, crawl,
+    # pole, slide, hurdle, stair, maze) need scene objects and whole-body contact (envs/README.md).
+    "humanoidbench-h1": tuple(t.name for t in TASKS.values() if t.suite == "humanoidbench"),
+    "humanoidbench-h1-walk-stand-run": (
+        "humanoidbench/h1-walk", "humanoidbench/h1-stand", "humanoidbench/h1-run",
     ),
     "dmc-mjx": tuple(t.name for t in TASKS.values() if t.suite == "dmc" and t.mjx_id),
     "dmc-envpool": tuple(t.name for t in TASKS.values() if t.suite == "dmc" and t.envpool_id),
@@ -263,3 +289,14 @@ def resolve_tasks(tasks: str | list[str] | tuple[str, ...]) -> tuple[TaskSpec, .
             known = [*SUITES, *TASKS, *(_short(n) for n in TASKS)]
             raise _unknown("task or suite", name, known) from None
     return tuple(dict.fromkeys(out))
+
+
+def normalised_scores(task_names, returns) -> dict[str, float]:
+    """(R - R_random) / (R_target - R_random) for every task that has a score range."""
+    out = {}
+    for name, ret in zip(task_names, returns, strict=True):
+        score_range = get_task(name).score_range
+        if score_range is not None:
+            low, high = score_range
+            out[name] = (float(ret) - low) / (high - low)
+    return out
