@@ -71,6 +71,35 @@ def test_seeds_group_into_mean_curves_and_steps_to_threshold():
     assert rows[3] == "| critic_loss=mse | 2 | 40.0 +- 20.0 | 40.0 | 3000, never | never |"
 
 
+def test_diagnostics_by_setting_hand_worked(tmp_path):
+    def record(step, conflict, norms):
+        r = {"env_steps": step, "diag/conflict_rate": conflict, "diag/mean_cosine": 0.0,
+             "diag/grad_norm_var": float(np.var(norms))}
+        r.update({f"diag/t{k}/grad_norm": n for k, n in enumerate(norms)})
+        return r
+
+    # seed 0: conflict 0.5, 0.0 -> 0.25; norms (1, 3): CV = 1 / 2 = 0.5, (2, 2): 0 -> 0.25
+    # seed 1: conflict 1.0 -> 1.0; norms (1, 1, 4): mean 2, sd sqrt(2) -> CV 0.7071
+    # setting: conflict (0.25 + 1) / 2 = 0.625 +- 0.375; CV (0.25 + 0.7071) / 2 = 0.4786
+    runs = [report.Run("a", {"seed": 0}, [record(1000, 0.5, [1, 3]), record(2000, 0.0, [2, 2])],
+                       []),
+            report.Run("b", {"seed": 1}, [record(1000, 1.0, [1, 1, 4])], [])]
+    report.label_runs(runs, ignore=("seed",))
+    row = report.diagnostics_table(runs)[2].split(" | ")
+    assert row[1:3] == ["2", "0.625 +- 0.38"]
+    assert row[-1].startswith("0.4786 +- ")
+    assert report.grad_norm_cv({"diag/t0/grad_norm": 5.0}) is None
+    # --until keeps the records up to that many env steps
+    path = tmp_path / "r"
+    path.mkdir()
+    for name, obj in (("config.json", {}), ("meta.json", {"task_names": []})):
+        (path / name).write_text(json.dumps(obj))
+    (path / "metrics.jsonl").write_text("\n".join(json.dumps(record(s, 0.0, [1, 1]))
+                                                  for s in (1000, 2000, 3000)))
+    assert [r["env_steps"] for r in report.load_run(str(path), until=2000).records] == [
+        1000, 2000]
+
+
 def _factory(cfg):
     return ToyEnv(), ToyEnv(envs_per_task=cfg.env.eval_episodes)
 

@@ -43,6 +43,9 @@ class AnalyzeArgs:
     threshold: float | None = None
     """Also report the env steps per task at which each run's eval mean return first reached
     this value."""
+    until: int | None = None
+    """Only read records up to this many env steps per task (compare runs of different lengths
+    over the same span)."""
 
 
 @dataclasses.dataclass
@@ -63,8 +66,9 @@ class Run:
         return sorted(names)
 
 
-def load_run(path: str) -> Run:
-    """Read a run directory; one-line ``ValueError`` if it is not one."""
+def load_run(path: str, until: int | None = None) -> Run:
+    """Read a run directory (records up to ``until`` env steps); one-line ``ValueError`` if it
+    is not one."""
     try:
         with open(os.path.join(path, "config.json")) as f:
             config = json.load(f)
@@ -74,6 +78,8 @@ def load_run(path: str) -> Run:
             task_names = json.load(f).get("task_names", [])
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"{path} is not a readable run directory: {err}") from None
+    if until is not None:
+        records = [r for r in records if r.get("env_steps", 0) <= until]
     return Run(path=path, config=with_defaults(config), records=records, task_names=task_names)
 
 
@@ -296,9 +302,41 @@ def group_table(runs: Sequence[Run], threshold: float | None) -> list[str]:
     return lines
 
 
-def analyze(run_dirs: Sequence[str], out: str = "", threshold: float | None = None) -> list[str]:
+def grad_norm_cv(record: dict) -> float | None:
+    """Coefficient of variation (sd / mean) of a diagnostics record's per-task critic gradient
+    norms: how unequal the tasks' gradient magnitudes are, independent of their overall scale."""
+    norms = [v for k, v in record.items() if k.startswith("diag/") and k.endswith("/grad_norm")]
+    if len(norms) < 2 or np.mean(norms) == 0:
+        return None
+    return float(np.std(norms) / np.mean(norms))
+
+
+def diagnostics_table(runs: Sequence[Run]) -> list[str]:
+    """Per setting: each diagnostic averaged over a run's diagnostics points, then mean +- sd
+    over the setting's seeds."""
+    lines = ["| setting | seeds | conflict rate | mean cosine | grad-norm variance | "
+             "grad-norm CV (sd / mean) |", "|---|---:|---:|---:|---:|---:|"]
+    for label, members in group_by_label(runs).items():
+        cells = []
+        for key in [k for k, _ in DIAG_KEYS] + ["cv"]:
+            per_run = []
+            for run in members:
+                if key == "cv":
+                    ys = [grad_norm_cv(r) for r in run.records if "diag/conflict_rate" in r]
+                    ys = [y for y in ys if y is not None]
+                else:
+                    ys = list(series(run, key)[1])
+                if ys:
+                    per_run.append(np.mean(ys))
+            cells.append(f"{np.mean(per_run):.4g} +- {np.std(per_run):.2g}" if per_run else "-")
+        lines.append(f"| {label} | {len(members)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def analyze(run_dirs: Sequence[str], out: str = "", threshold: float | None = None,
+            until: int | None = None) -> list[str]:
     """Write the figures and ``analysis.md`` for ``run_dirs``; returns the written paths."""
-    runs = [load_run(p) for p in run_dirs]
+    runs = [load_run(p, until) for p in run_dirs]
     label_runs(runs, ignore=("seed",))
     out = out or run_dirs[0]
     os.makedirs(out, exist_ok=True)
@@ -340,6 +378,8 @@ def analyze(run_dirs: Sequence[str], out: str = "", threshold: float | None = No
                 _, y = series(run, key)
                 cells.append(f"{y[-1]:.4g}" if len(y) else "-")
             lines.append(f"| {run.label} | " + " | ".join(cells) + " |")
+        lines += ["", "Diagnostics by setting (each run's mean over its diagnostics points; "
+                  "mean +- sd over seeds):", "", *diagnostics_table(runs)]
 
     tables = []
     for run in runs:
@@ -371,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = tyro.cli(AnalyzeArgs, args=argv, prog="brc-analyze")
     try:
-        written = analyze(args.run_dirs, args.out, args.threshold)
+        written = analyze(args.run_dirs, args.out, args.threshold, args.until)
     except ValueError as err:
         print(f"brc-analyze: error: {err}", file=sys.stderr)
         return 1
