@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-export MUJOCO_GL ?= egl
 
 .PHONY: train test lint clean
 

@@ -10,4 +10,8 @@ The learner core lives in a handful of modules, each with one job:
 - ``learner``     the learner state pytree, one gradient-update helper and ``sgd_step``
 """
 
+from brc_mjx.video import choose_gl as _choose_gl
+
 __version__ = "0.1.0"
+
+_choose_gl()  # before anything imports mujoco: offscreen OpenGL for videos on a headless host

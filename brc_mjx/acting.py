@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from brc_mjx import losses
+from brc_mjx import losses, video
 from brc_mjx.learner import Learner, LearnerState
 from brc_mjx.networks import deterministic_action, sample_policy
 from brc_mjx.replay import Transition
@@ -85,40 +85,54 @@ def actor_step(
     return next_state, transition
 
 
+def deterministic_step(learner: Learner, env, learner_state: LearnerState, env_state):
+    """Step every env under the deterministic policy ``tanh(mean)`` (evaluation, videos)."""
+    mean, _ = losses.policy(
+        learner.nets, learner_state.actor_params, learner_state.critic_params,
+        env_state.obs, env_state.task_id,
+    )
+    return env.step(env_state, deterministic_action(mean, jnp.asarray(env.action_mask)))
+
+
 def evaluate(
-    learner: Learner, env, learner_state: LearnerState, key: jax.Array, num_steps: int
+    learner: Learner, env, learner_state: LearnerState, key: jax.Array, num_steps: int,
+    trace: bool = False,
 ) -> dict[str, jax.Array]:
     """Run one deterministic episode in every env of ``env`` (an eval batch) for ``num_steps``.
 
     Each env's first finished episode counts. Returns per-task arrays ``(num_tasks,)``:
     ``return`` (mean episode return), ``success`` (mean success, where the task has one) and
-    ``finished`` (fraction of envs whose episode finished within ``num_steps``).
+    ``finished`` (fraction of envs whose episode finished within ``num_steps``). With ``trace``
+    also ``qpos`` and ``ended`` of ``video.physics_trace`` (the first env of every drawable
+    task, for videos).
     """
-    action_mask = jnp.asarray(env.action_mask)
     task_ids = jnp.asarray(env.task_ids)
     num_tasks = env.num_tasks
 
     def body(carry, _):
         env_state, done_once, ret, success = carry
-        mean, _ = losses.policy(
-            learner.nets, learner_state.actor_params, learner_state.critic_params,
-            env_state.obs, env_state.task_id,
-        )
-        env_state = env.step(env_state, deterministic_action(mean, action_mask))
+        env_state = deterministic_step(learner, env, learner_state, env_state)
         ended = jnp.logical_or(env_state.terminated, env_state.truncated)
         first = jnp.logical_and(ended, jnp.logical_not(done_once))
         ret = jnp.where(first, env_state.last_episode_return, ret)
         success = jnp.where(first, env_state.last_episode_success, success)
-        return (env_state, jnp.logical_or(done_once, ended), ret, success), None
+        out = video.physics_trace(env, env_state) if trace else None
+        return (env_state, jnp.logical_or(done_once, ended), ret, success), out
 
     env_state = env.reset(key)
     n = env_state.obs.shape[0]
     init = (env_state, jnp.zeros(n, bool), jnp.zeros(n, jnp.float32), jnp.zeros(n, bool))
-    (_, done_once, ret, success), _ = jax.lax.scan(body, init, None, length=num_steps)
+    (_, done_once, ret, success), steps = jax.lax.scan(body, init, None, length=num_steps)
 
     def per_task(x):
         total = jax.ops.segment_sum(x.astype(jnp.float32), task_ids, num_segments=num_tasks)
         count = jax.ops.segment_sum(jnp.ones_like(task_ids, jnp.float32), task_ids, num_tasks)
         return total / jnp.maximum(count, 1.0)
 
-    return {"return": per_task(ret), "success": per_task(success), "finished": per_task(done_once)}
+    out = {"return": per_task(ret), "success": per_task(success), "finished": per_task(done_once)}
+    if trace:
+        start, _ = video.physics_trace(env, env_state)
+        out["qpos"] = tuple(jnp.concatenate([s[None], q]) for s, q in zip(start, steps[0],
+                                                                            strict=True))
+        out["ended"] = steps[1]
+    return out

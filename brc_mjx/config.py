@@ -212,6 +212,12 @@ class TrainConfig:
     conflicts, entropy, Q) every this many transitions per task; 0: never."""
     diagnostics_per_task: int = 64
     """Replay samples per task of one diagnostics batch."""
+    video: bool = False
+    """Render the last evaluation's first episode of every MJX task as a GIF into
+    run_dir/videos (and TensorBoard), on the host, outside the training epoch."""
+    video_every: int = 0
+    """With --video, also render at the first evaluation at or after every this many
+    transitions per task (0: only at the end)."""
     keep_checkpoints: int = 2
     """Checkpoints kept on disk."""
     seed: int = 0
@@ -248,6 +254,7 @@ RESUMABLE_FIELDS = (
     "total_env_steps", "eval_every", "checkpoint_every", "keep_checkpoints", "run_dir", "resume",
     "start_if_no_checkpoint", "profile", "distributed", "env.eval_episodes", "mesh.",
     "diagnostics_every", "diagnostics_per_task", "compile_cache", "compile_cache_dir",
+    "video", "video_every",
 )
 
 

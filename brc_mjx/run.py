@@ -15,7 +15,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from brc_mjx import checkpoint, parallel, profiling, rundir, train, transfer
+from brc_mjx import checkpoint, parallel, profiling, rundir, train, transfer, video
 from brc_mjx.acting import evaluate
 from brc_mjx.analysis import diagnostics
 from brc_mjx.config import TrainConfig, to_json
@@ -63,6 +63,23 @@ def enable_compile_cache(directory: str) -> str:
         compilation_cache.set_cache_dir(path)
         compilation_cache.reset_cache()  # a process that compiled before must look again
     return path
+
+
+def video_plan(cfg: TrainConfig, eval_env, logger: Logger) -> bool:
+    """Whether this run writes videos; a one-line console note says why not when --video asked
+    for them and they cannot be made (no eval env, no MJX task, no OpenGL backend)."""
+    if not cfg.video:
+        return False
+    if eval_env is None:
+        problem = "no evaluation env (env.eval_episodes is 0)"
+    elif not video.drawable_tasks(eval_env):
+        problem = "no task can be drawn (videos need MJX tasks; EnvPool keeps its physics)"
+    else:
+        video.choose_gl()
+        problem = video.renderer_problem()
+    if problem:
+        logger.console(f"videos off: {problem}")
+    return problem is None
 
 
 def _check_finite(metrics: dict, env_steps: int) -> None:
@@ -181,9 +198,10 @@ def run(
     t = time.perf_counter()
     eval_key = jax.random.PRNGKey(cfg.seed + 1)
     eval_fn = None
+    videos = video_plan(cfg, eval_env, logger)  # the same on every process: one eval program
     if eval_env is not None:
         eval_fn = jax.jit(functools.partial(evaluate, learner, eval_env,
-                                            num_steps=derived.max_episode_length))
+                                            num_steps=derived.max_episode_length, trace=videos))
         eval_fn = eval_fn.lower(state.learner, eval_key).compile()
     diag_fn = None
     if derived.diagnostics_every_epochs:
@@ -203,6 +221,7 @@ def run(
     profile_dir = os.path.join(cfg.run_dir, "profile")
     profiled_s = 0.0
     result: dict = {"compile_s": compile_s}
+    next_video = cfg.video_every or np.inf
     for epoch in range(start_epoch, stop_epoch):
         if cfg.profile and epoch == profile_epochs.start:
             jax.profiler.start_trace(profile_dir, create_perfetto_trace=True)
@@ -242,6 +261,14 @@ def run(
                 if env.has_success[k]:
                     record[f"eval/{name}/success"] = float(ev["success"][k])
             record["eval/mean_return"] = float(np.mean(ev["return"]))
+            if videos and lead and (last or env_steps >= next_video):
+                t = time.perf_counter()
+                video.write_videos(eval_env, ev["qpos"], ev["ended"],
+                                   os.path.join(cfg.run_dir, "videos"), env_steps,
+                                   logger.writer)
+                record["perf/video_s"] = time.perf_counter() - t
+                next_video = (env_steps // cfg.video_every + 1) * cfg.video_every if (
+                    cfg.video_every) else np.inf
             scores = normalised_scores(env.task_names, ev["return"])
             record.update({f"eval/{name}/normalised_score": v for name, v in scores.items()})
             if scores:

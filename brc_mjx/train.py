@@ -77,6 +77,7 @@ def validate(cfg: TrainConfig) -> None:
          f"env.eval_episodes must be >= 0, got {cfg.env.eval_episodes}"),
         (len(cfg.env.tasks) >= 1, "env.tasks must name at least one task or suite"),
         (cfg.batch_size >= 1, f"batch_size must be >= 1, got {cfg.batch_size}"),
+        (cfg.video_every >= 0, f"video_every must be >= 0, got {cfg.video_every}"),
         (cfg.updates_per_step >= 0, f"updates_per_step must be >= 0, got {cfg.updates_per_step}"),
         (cfg.steps_per_epoch >= 1, f"steps_per_epoch must be >= 1, got {cfg.steps_per_epoch}"),
         (cfg.total_env_steps >= 1, f"total_env_steps must be >= 1, got {cfg.total_env_steps}"),

@@ -49,6 +49,7 @@ CPU_DEFAULT = TrainConfig(
     eval_every=20_000,
     checkpoint_every=100_000,
     diagnostics_every=20_000,
+    video=True,
     run_dir="runs/cpu-default",
 )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from envs.core import BackendStep, Env, EnvState, TaskBackend
+from envs.core import BackendStep, Env, EnvState, Renderable, TaskBackend
 from envs.multitask import make_multitask, pad_env, record_episodes, rewrap, scale_rewards
 from envs.registry import (
     SUITES,
@@ -33,6 +33,7 @@ __all__ = [
     "BackendStep",
     "Env",
     "EnvState",
+    "Renderable",
     "TaskBackend",
     "TaskSpec",
     "UnknownTaskError",

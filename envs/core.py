@@ -54,6 +54,16 @@ class BackendStep:
     success: jax.Array  # (E,) bool, the task's success flag at this step (False if none)
 
 
+class Renderable(NamedTuple):
+    """How to draw a task's physics on the host (for evaluation videos): a CPU `MjModel` with the
+    task's qpos layout, the frames per second of one env step, and `qpos(backend_state)` ->
+    (E, nq) from the backend's state pytree (traceable)."""
+
+    model: Any  # mujoco.MjModel
+    fps: float
+    qpos: Callable[[Any], jax.Array]
+
+
 class TaskBackend(NamedTuple):
     """One task with E envs on one backend; pure `reset` / `step` in the task's own sizes.
 
@@ -66,6 +76,7 @@ class TaskBackend(NamedTuple):
     num_envs: int
     action_dim: int  # continuous action size, or number of discrete actions
     discrete: bool = False
+    renderable: Renderable | None = None  # MJX tasks; EnvPool's physics stays in the pool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,3 +103,4 @@ class Env:
     episode_length: tuple[int, ...]  # time limit per task, in env steps
     has_success: tuple[bool, ...]  # whether a task reports a success flag
     discrete: bool = False  # True for discrete-action (Atari) envs: step takes (num_envs,) int32
+    renderables: tuple[Renderable | None, ...] = ()  # per task, for videos (None: not drawable)

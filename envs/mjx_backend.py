@@ -18,7 +18,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from envs.core import BackendStep, TaskBackend
+from envs.core import BackendStep, Renderable, TaskBackend
 
 
 @flax.struct.dataclass
@@ -122,6 +122,11 @@ def make_mjx_backend(env: Any, num_envs: int, episode_length: int) -> TaskBacken
             success=jnp.zeros((num_envs,), bool),
         )
 
+    model = getattr(env, "render_model", None) or getattr(env, "mj_model", None)
+    renderable = None if model is None else Renderable(
+        model=model, fps=1.0 / float(env.dt), qpos=lambda state: state.env_state.data.qpos,
+    )
     return TaskBackend(
-        reset=reset, step=step, num_envs=num_envs, action_dim=int(env.action_size)
+        reset=reset, step=step, num_envs=num_envs, action_dim=int(env.action_size),
+        renderable=renderable,
     )

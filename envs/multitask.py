@@ -156,6 +156,7 @@ def make_multitask(
         episode_length=tuple(int(n) for n in episode_lengths),
         has_success=tuple(bool(s) for s in has_success),
         discrete=discrete,
+        renderables=tuple(b.renderable for b in backends),
     )
 
 

@@ -292,10 +292,12 @@ def resolve_tasks(tasks: str | list[str] | tuple[str, ...]) -> tuple[TaskSpec, .
 
 
 def normalised_scores(task_names, returns) -> dict[str, float]:
-    """(R - R_random) / (R_target - R_random) for every task that has a score range."""
+    """(R - R_random) / (R_target - R_random) for every registered task with a score range
+    (names outside the registry, e.g. test envs', have none)."""
     out = {}
     for name, ret in zip(task_names, returns, strict=True):
-        score_range = get_task(name).score_range
+        spec = TASKS.get(name)
+        score_range = spec.score_range if spec is not None else None
         if score_range is not None:
             low, high = score_range
             out[name] = (float(ret) - low) / (high - low)

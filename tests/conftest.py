@@ -5,8 +5,10 @@ import os
 import shutil
 import tempfile
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# brc_mjx's import picks an offscreen OpenGL backend (EGL / OSMesa) before mujoco is imported.
+import brc_mjx  # noqa: E402,F401
+
 # Mesh and sharding code is tested on 8 fake CPU devices; single-device tests pin a 1x1 mesh.
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"

@@ -163,8 +163,8 @@ def test_registry_suites_and_scores():
     assert spec.backends == ("mjx",) and spec.episode_length == 1000
     # (R - random) / (target - random): walk (350 - 2.377) / (700 - 2.377) = 0.498313...
     scores = envs.normalised_scores(
-        ["humanoidbench/h1-walk", "dmc/cartpole-balance", "humanoidbench/h1-stand"],
-        [350.0, 900.0, 10.545])
+        ["humanoidbench/h1-walk", "dmc/cartpole-balance", "humanoidbench/h1-stand", "toy/t0"],
+        [350.0, 900.0, 10.545, 1.0])
     assert scores.keys() == {"humanoidbench/h1-walk", "humanoidbench/h1-stand"}
     assert abs(scores["humanoidbench/h1-walk"] - 347.623 / 697.623) < 1e-9
     assert scores["humanoidbench/h1-stand"] == 0.0

@@ -90,14 +90,21 @@ def menagerie_h1_path() -> pathlib.Path:
     return path
 
 
-def build_spec() -> mujoco.MjSpec:
-    """The edited `MjSpec` of the MJX H1 (see the module docstring)."""
+def build_spec(visual: bool = False) -> mujoco.MjSpec:
+    """The edited `MjSpec` of the MJX H1 (see the module docstring); `visual` keeps the
+    Menagerie's visual meshes (contype 0, no mass) for rendering videos on the host."""
     spec = mujoco.MjSpec.from_file(str(menagerie_h1_path()))
     for geom in list(spec.geoms):
-        if geom.classname.name not in FOOT_CLASSES:
+        keep = geom.classname.name in FOOT_CLASSES or (visual and geom.classname.name == "visual")
+        if not keep:
             spec.delete(geom)
-    for mesh in list(spec.meshes):
-        spec.delete(mesh)
+    if visual:  # lighter materials and a brighter headlight than the Menagerie's dark robot
+        spec.material("black").rgba = (0.45, 0.47, 0.52, 1.0)
+        spec.visual.headlight.ambient = (0.4, 0.4, 0.4)
+        spec.visual.headlight.diffuse = (0.7, 0.7, 0.7)
+    else:
+        for mesh in list(spec.meshes):
+            spec.delete(mesh)
 
     opt = spec.option
     opt.timestep = 0.002
@@ -114,7 +121,7 @@ def build_spec() -> mujoco.MjSpec:
     spec.add_exclude(bodyname1="left_ankle_link", bodyname2="right_ankle_link")
     spec.worldbody.add_geom(
         name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=(20.0, 20.0, 1.0),
-        contype=1, conaffinity=1,
+        contype=1, conaffinity=1, rgba=(0.55, 0.62, 0.7, 1.0),
     )
 
     for act in list(spec.actuators):
@@ -136,7 +143,8 @@ def build_spec() -> mujoco.MjSpec:
     return spec
 
 
-@functools.lru_cache(maxsize=1)
-def h1_model() -> mujoco.MjModel:
-    """The compiled CPU `MjModel` (cached per process; treat it as read-only)."""
-    return build_spec().compile()
+@functools.lru_cache(maxsize=2)
+def h1_model(visual: bool = False) -> mujoco.MjModel:
+    """The compiled CPU `MjModel` (cached per process; treat it as read-only); `visual=True`:
+    the same robot with its visual meshes, for rendering only."""
+    return build_spec(visual).compile()

@@ -113,6 +113,7 @@ class H1Locomotion:
 
     episode_length = 1000
     observation_size = 51
+    dt = N_SUBSTEPS * 0.002  # seconds per env step (50 Hz)
 
     def __init__(self, task: str, impl: str = "jax"):
         from mujoco import mjx
@@ -133,6 +134,11 @@ class H1Locomotion:
         self._torso = m.body("torso_link").id
         sensor = m.sensor("pelvis_subtreelinvel")
         self._vel = slice(int(m.sensor_adr[sensor.id]), int(m.sensor_adr[sensor.id]) + 3)
+
+    @property
+    def render_model(self):
+        """The robot with its visual meshes (same qpos layout), for videos."""
+        return h1.h1_model(visual=True)
 
     def readings(self, data: Any) -> Readings:
         return Readings(
