@@ -15,7 +15,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from brc_mjx import checkpoint, parallel, profiling, rundir, train, transfer, video
+from brc_mjx import checkpoint, parallel, profiling, rundir, train, transfer, video, warmstart
 from brc_mjx.acting import evaluate
 from brc_mjx.analysis import diagnostics
 from brc_mjx.config import TrainConfig, to_json
@@ -63,6 +63,15 @@ def enable_compile_cache(directory: str) -> str:
         compilation_cache.set_cache_dir(path)
         compilation_cache.reset_cache()  # a process that compiled before must look again
     return path
+
+
+def compile_side(fn, args: tuple, name: str, cfg: TrainConfig, env, mesh, export_dir: str):
+    """Compile an evaluation / diagnostics program for `args`, through `warmstart`'s exports
+    when they are on and usable for `env` on `mesh`."""
+    if export_dir and warmstart.usable(env, mesh):
+        key = warmstart.program_key(name, to_json(cfg), args, (env.task_names, env.backends))
+        return warmstart.compile_exported(fn, args, export_dir, key)[0]
+    return fn.lower(*args).compile()
 
 
 def video_plan(cfg: TrainConfig, eval_env, logger: Logger) -> bool:
@@ -133,8 +142,11 @@ def run(
         parallel.initialize_distributed()
     train.validate(cfg)
     cfg, restore, messages = rundir.prepare(cfg)
+    export_dir = ""
     if cfg.compile_cache:
-        messages.append(f"compilation cache: {enable_compile_cache(cfg.compile_cache_dir)}")
+        cache_dir = enable_compile_cache(cfg.compile_cache_dir)
+        messages.append(f"compilation cache: {cache_dir}")
+        export_dir = os.path.join(cache_dir, "exports")
     plan = transfer.plan(cfg, restore)
     env, eval_env = env_factory(cfg)
     env, eval_env = transfer.fit_envs(plan, cfg, env, eval_env)
@@ -193,7 +205,7 @@ def run(
         logger.close()
         return {"state": state, "epochs_done": start_epoch, "run_dir": cfg.run_dir}
 
-    epoch_fn, compile_s = train.compile_epoch(cfg, env, program, state)
+    epoch_fn, compile_s = train.compile_epoch(cfg, env, program, state, export_dir)
     # Evaluation and diagnostics are compiled now, not at their first use mid-run.
     t = time.perf_counter()
     eval_key = jax.random.PRNGKey(cfg.seed + 1)
@@ -202,13 +214,15 @@ def run(
     if eval_env is not None:
         eval_fn = jax.jit(functools.partial(evaluate, learner, eval_env,
                                             num_steps=derived.max_episode_length, trace=videos))
-        eval_fn = eval_fn.lower(state.learner, eval_key).compile()
+        eval_fn = compile_side(eval_fn, (state.learner, eval_key), f"evaluate:{videos}", cfg,
+                               eval_env, program.mesh, export_dir)
     diag_fn = None
     if derived.diagnostics_every_epochs:
         diag_key = jax.random.PRNGKey(cfg.seed + 2)
         diag_fn = jax.jit(functools.partial(diagnostics.diagnose, learner,
                                             cfg.diagnostics_per_task))
-        diag_fn = diag_fn.lower(state.learner, state.replay, diag_key).compile()
+        diag_fn = compile_side(diag_fn, (state.learner, state.replay, diag_key), "diagnose",
+                               cfg, env, program.mesh, export_dir)
     side_compile_s = time.perf_counter() - t
     logger.console(f"compiled the train epoch in {compile_s:.1f} s, evaluation and diagnostics "
                    f"in {side_compile_s:.1f} s")

@@ -23,10 +23,10 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
 
-from brc_mjx import normalizer, parallel
+from brc_mjx import normalizer, parallel, warmstart
 from brc_mjx import replay as replay_lib
 from brc_mjx.acting import actor_step
-from brc_mjx.config import TrainConfig
+from brc_mjx.config import TrainConfig, to_json
 from brc_mjx.config import validate as validate_learner
 from brc_mjx.learner import Learner, LearnerState, make_learner, sgd_step
 from brc_mjx.learner import init_state as init_learner_state
@@ -353,10 +353,21 @@ def reset_envs(env, program: Program, state: TrainState) -> TrainState:
                    donate_argnums=0)(state)
 
 
-def compile_epoch(cfg: TrainConfig, env, program: Program, state: TrainState):
-    """Compile the sharded epoch ahead of time for ``state``; returns ``(epoch_fn, seconds)``."""
+def compile_epoch(cfg: TrainConfig, env, program: Program, state: TrainState,
+                  export_dir: str = ""):
+    """Compile the sharded epoch ahead of time for ``state``; returns ``(epoch_fn, seconds)``.
+
+    With ``export_dir`` (and an exportable env, ``warmstart.usable``) the program goes through a
+    serialized ``jax.export`` there, so a second identical start skips tracing it.
+    """
     start = time.perf_counter()
     epoch = make_train_epoch(program.learner, env, cfg, program.derived, program.mesh,
                              program.shardings)
-    epoch = epoch.lower(state).compile()
+    if export_dir and warmstart.usable(env, program.mesh):
+        key = warmstart.program_key("train_epoch", to_json(cfg), (state,),
+                                    (env.task_names, env.backends))
+        epoch, _ = warmstart.compile_exported(epoch, (state,), export_dir, key, donate=True,
+                                              state_out=True)
+    else:
+        epoch = epoch.lower(state).compile()
     return epoch, time.perf_counter() - start

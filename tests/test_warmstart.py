@@ -1,0 +1,93 @@
+"""Warm starts: exported programs round-trip (same results as the traced program, read from disk
+the second time, with a flax-dataclass state), keys ignore host-only fields and addresses, and
+what cannot be exported is compiled as before."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from test_train import tiny_config, toy_factory
+
+from brc_mjx import run as run_lib
+from brc_mjx import warmstart
+from brc_mjx.config import to_json
+
+
+@flax.struct.dataclass
+class State:
+    x: jax.Array
+    n: jax.Array
+    tag: str = flax.struct.field(pytree_node=False, default="s")
+
+
+def step(state: State, scale: jax.Array):
+    y = jnp.tanh(state.x * scale) + 1.0
+    return State(x=y, n=state.n + 1, tag=state.tag), {"sum": y.sum(), "n": state.n}
+
+
+def test_export_round_trip_matches_the_traced_program(tmp_path):
+    state = State(x=jnp.arange(6.0).reshape(2, 3), n=jnp.int32(0))
+    scale = jnp.float32(0.5)
+    want_state, want = jax.jit(step)(state, scale)
+    fn = jax.jit(step, donate_argnums=0)
+    key = warmstart.program_key("step", {"a": 1}, (state, scale))
+    compiled, hit = warmstart.compile_exported(fn, (state, scale), str(tmp_path), key,
+                                               donate=True, state_out=True)
+    assert not hit and os.listdir(tmp_path) == [f"{key}.jaxexport"]
+    got_state, got = compiled(State(x=jnp.arange(6.0).reshape(2, 3), n=jnp.int32(0)), scale)
+    assert isinstance(got_state, State) and got_state.tag == "s"
+    np.testing.assert_allclose(got_state.x, want_state.x)
+    assert int(got_state.n) == 1 and float(got["sum"]) == pytest.approx(float(want["sum"]))
+    # a second process-like build reads the export from disk and gives the same results
+    again, hit = warmstart.compile_exported(fn, (state, scale), str(tmp_path), key,
+                                            donate=True, state_out=True)
+    assert hit
+    np.testing.assert_allclose(again(State(x=jnp.arange(6.0).reshape(2, 3), n=jnp.int32(0)),
+                                     scale)[0].x, want_state.x)
+
+
+def test_keys_follow_the_program_not_the_host_fields():
+    args = (jnp.zeros((2, 3)),)
+    cfg = to_json(tiny_config("/tmp/a"))
+    base = warmstart.program_key("epoch", cfg, args)
+    # run directory, resume and cache settings do not change the program
+    host = dict(cfg, run_dir="/tmp/b", resume=True, compile_cache_dir="/x", video_every=5)
+    assert warmstart.program_key("epoch", host, args) == base
+    # the program does
+    assert warmstart.program_key("epoch", dict(cfg, batch_size=7), args) != base
+    assert warmstart.program_key("epoch", cfg, (jnp.zeros((2, 4)),)) != base
+    assert warmstart.program_key("eval", cfg, args) != base
+
+
+def test_host_callbacks_fall_back_to_tracing(tmp_path):
+    def with_callback(x):
+        return jax.experimental.io_callback(lambda v: np.asarray(v) + 1, x, x, ordered=True)
+
+    x = jnp.ones(3, jnp.float32)
+    compiled, hit = warmstart.compile_exported(jax.jit(with_callback), (x,), str(tmp_path), "k")
+    assert not hit and not os.listdir(tmp_path)
+    np.testing.assert_allclose(compiled(x), [2, 2, 2])
+
+
+def test_second_run_reads_its_programs_from_the_exports(tmp_path):
+    cfg = tiny_config(tmp_path / "a", total_env_steps=80, compile_cache=True, eval_every=40,
+                      diagnostics_every=40, compile_cache_dir=str(tmp_path / "cache"))
+    cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, eval_episodes=1))
+    first = run_lib.run(cfg, env_factory=lambda c: toy_factory(c)[:1] + (None,))
+    exports = sorted(os.listdir(tmp_path / "cache" / "exports"))
+    assert len(exports) == 2  # the epoch and diagnostics (no eval env here)
+    second = run_lib.run(dataclasses.replace(cfg, run_dir=str(tmp_path / "b")),
+                         env_factory=lambda c: toy_factory(c)[:1] + (None,))
+    assert sorted(os.listdir(tmp_path / "cache" / "exports")) == exports  # nothing new
+    # the same program: the same final state
+    np.testing.assert_array_equal(np.asarray(first["state"].replay.size),
+                                  np.asarray(second["state"].replay.size))
+    for a, b in zip(jax.tree.leaves(first["state"].learner),
+                    jax.tree.leaves(second["state"].learner), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
