@@ -71,6 +71,23 @@ def test_seeds_group_into_mean_curves_and_steps_to_threshold():
     assert rows[3] == "| critic_loss=mse | 2 | 40.0 +- 20.0 | 40.0 | 3000, never | never |"
 
 
+def test_task_table_by_setting_hand_worked():
+    def run(path, seed, tasks, finals):
+        last = {f"eval/{t}/return": f for t, f in zip(tasks, finals, strict=True)}
+        recs = [{"env_steps": 1000, **{f"eval/{t}/return": 0.0 for t in tasks}},
+                {"env_steps": 2000, **last}]
+        return report.Run(path, {"seed": seed, "env": {"tasks": list(tasks)}}, recs, [])
+
+    runs = [run("m0", 0, ["a", "b"], [10, 40]), run("m1", 1, ["a", "b"], [30, 60]),
+            run("s0", 0, ["a"], [50]), run("s1", 1, ["a"], [70])]
+    report.label_runs(runs, ignore=("seed",))
+    rows = report.task_table(runs)
+    assert rows[0] == "| setting | a | b |"
+    # multi-task: a (10, 30) -> 20 +- 10, b (40, 60) -> 50 +- 10; single-task a: 60 +- 10
+    assert rows[2].endswith("| 20.0 +- 10.0 | 50.0 +- 10.0 |")
+    assert rows[3].endswith("| 60.0 +- 10.0 |  |")
+
+
 def test_diagnostics_by_setting_hand_worked(tmp_path):
     def record(step, conflict, norms):
         r = {"env_steps": step, "diag/conflict_rate": conflict, "diag/mean_cosine": 0.0,

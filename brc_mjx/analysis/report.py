@@ -333,6 +333,21 @@ def diagnostics_table(runs: Sequence[Run]) -> list[str]:
     return lines
 
 
+def task_table(runs: Sequence[Run]) -> list[str]:
+    """Per setting and task, the final eval return (mean +- sd over the setting's seeds): e.g.
+    a multi-task setting next to single-task settings on the same tasks."""
+    tasks = sorted({t for r in runs for t in r.tasks})
+    lines = ["| setting | " + " | ".join(tasks) + " |", "|---|" + "---:|" * len(tasks)]
+    for label, members in group_by_label(runs).items():
+        cells = []
+        for t in tasks:
+            finals = [y[-1] for y in (series(r, f"eval/{t}/return")[1] for r in members)
+                      if len(y)]
+            cells.append(f"{np.mean(finals):.1f} +- {np.std(finals):.1f}" if finals else "")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def analyze(run_dirs: Sequence[str], out: str = "", threshold: float | None = None,
             until: int | None = None) -> list[str]:
     """Write the figures and ``analysis.md`` for ``run_dirs``; returns the written paths."""
@@ -361,7 +376,8 @@ def analyze(run_dirs: Sequence[str], out: str = "", threshold: float | None = No
         lines.append(f"| {os.path.basename(os.path.normpath(run.path))}: {run.label} | "
                      + " | ".join(cells) + " |")
     lines += ["", "By setting (runs that differ only in seed grouped):", "",
-              *group_table(runs, threshold)]
+              *group_table(runs, threshold), "", "Final eval return per task by setting "
+              "(mean +- sd over seeds):", "", *task_table(runs)]
 
     path = os.path.join(out, "curves.png")
     plot_curves(runs, path)
