@@ -205,6 +205,11 @@ def run(
         logger.close()
         return {"state": state, "epochs_done": start_epoch, "run_dir": cfg.run_dir}
 
+    if resumed_at is not None:
+        # A state restored from a checkpoint crashed (SIGSEGV) the first epoch of an epoch
+        # program deserialized from an export written by another process (a fresh state, or the
+        # same program exported in this process, do not): resumed runs trace their programs.
+        export_dir = ""
     epoch_fn, compile_s = train.compile_epoch(cfg, env, program, state, export_dir)
     # Evaluation and diagnostics are compiled now, not at their first use mid-run.
     t = time.perf_counter()
