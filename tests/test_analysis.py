@@ -71,6 +71,14 @@ def test_seeds_group_into_mean_curves_and_steps_to_threshold():
     assert rows[3] == "| critic_loss=mse | 2 | 40.0 +- 20.0 | 40.0 | 3000, never | never |"
 
 
+def test_ignored_fields_group_runs_like_seeds():
+    runs = [report.Run("a", {"seed": 0, "total_env_steps": 100, "w": 1}, [], []),
+            report.Run("b", {"seed": 1, "total_env_steps": 50, "w": 1}, [], []),
+            report.Run("c", {"seed": 0, "total_env_steps": 50, "w": 2}, [], [])]
+    report.label_runs(runs, ignore=("seed", "total_env_steps"))
+    assert [r.label for r in runs] == ["w=1", "w=1", "w=2"]
+
+
 def test_task_table_by_setting_hand_worked():
     def run(path, seed, tasks, finals):
         last = {f"eval/{t}/return": f for t, f in zip(tasks, finals, strict=True)}

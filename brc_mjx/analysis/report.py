@@ -46,6 +46,9 @@ class AnalyzeArgs:
     until: int | None = None
     """Only read records up to this many env steps per task (compare runs of different lengths
     over the same span)."""
+    ignore: tuple[str, ...] = ()
+    """Config fields (dotted, e.g. total_env_steps) left out of the labels, like seed: runs
+    differing only in them are grouped (e.g. with --until, runs of different lengths)."""
 
 
 @dataclasses.dataclass
@@ -349,10 +352,10 @@ def task_table(runs: Sequence[Run]) -> list[str]:
 
 
 def analyze(run_dirs: Sequence[str], out: str = "", threshold: float | None = None,
-            until: int | None = None) -> list[str]:
+            until: int | None = None, ignore: Sequence[str] = ()) -> list[str]:
     """Write the figures and ``analysis.md`` for ``run_dirs``; returns the written paths."""
     runs = [load_run(p, until) for p in run_dirs]
-    label_runs(runs, ignore=("seed",))
+    label_runs(runs, ignore=("seed", *ignore))
     out = out or run_dirs[0]
     os.makedirs(out, exist_ok=True)
     written = []
@@ -427,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = tyro.cli(AnalyzeArgs, args=argv, prog="brc-analyze")
     try:
-        written = analyze(args.run_dirs, args.out, args.threshold, args.until)
+        written = analyze(args.run_dirs, args.out, args.threshold, args.until, args.ignore)
     except ValueError as err:
         print(f"brc-analyze: error: {err}", file=sys.stderr)
         return 1
