@@ -69,7 +69,7 @@ def compile_side(fn, args: tuple, name: str, cfg: TrainConfig, env, mesh, export
     """Compile an evaluation / diagnostics program for `args`, through `warmstart`'s exports
     when they are on and usable for `env` on `mesh`."""
     if export_dir and warmstart.usable(env, mesh):
-        key = warmstart.program_key(name, to_json(cfg), args, (env.task_names, env.backends))
+        key = warmstart.program_key(name, to_json(cfg), args, warmstart.env_identity(env))
         return warmstart.compile_exported(fn, args, export_dir, key)[0]
     return fn.lower(*args).compile()
 
@@ -205,7 +205,7 @@ def run(
         logger.close()
         return {"state": state, "epochs_done": start_epoch, "run_dir": cfg.run_dir}
 
-    if resumed_at is not None:
+    if resumed_at is not None or cfg.profile:  # --profile reads the traced program's HLO
         # A state restored from a checkpoint crashed (SIGSEGV) the first epoch of an epoch
         # program deserialized from an export written by another process (a fresh state, or the
         # same program exported in this process, do not): resumed runs trace their programs.

@@ -365,7 +365,7 @@ def compile_epoch(cfg: TrainConfig, env, program: Program, state: TrainState,
                              program.shardings)
     if export_dir and warmstart.usable(env, program.mesh):
         key = warmstart.program_key("train_epoch", to_json(cfg), (state,),
-                                    (env.task_names, env.backends))
+                                    warmstart.env_identity(env))
         epoch, _ = warmstart.compile_exported(epoch, (state,), export_dir, key, donate=True,
                                               state_out=True)
     else:

@@ -68,8 +68,23 @@ def program_key(name: str, config: dict, args: Any, extra: Any = ()) -> str:
 
 def usable(env, mesh) -> bool:
     """Whether programs over `env` on `mesh` are exported: a one-device mesh (sharded programs
-    are traced as before) and no host callbacks (EnvPool)."""
-    return mesh.devices.size == 1 and "envpool" not in tuple(getattr(env, "backends", ()))
+    are traced as before), no host callbacks (EnvPool), and an env the key pins down: an
+    `envs.Env` of registry tasks (its programs follow from task names, config and sources), or
+    an env object that declares `exportable = True` (its type is part of the key)."""
+    import envs
+
+    if mesh.devices.size != 1 or "envpool" in tuple(getattr(env, "backends", ())):
+        return False
+    if getattr(env, "exportable", False):
+        return True
+    return isinstance(env, envs.Env) and all(n in envs.TASKS for n in env.task_names)
+
+
+def env_identity(env) -> tuple:
+    """What the key records of an env: its type, task names and backends."""
+    kind = type(env)
+    return (f"{kind.__module__}.{kind.__qualname__}", tuple(env.task_names),
+            tuple(getattr(env, "backends", ())))
 
 
 def compile_exported(fn: Callable, args: tuple, directory: str, key: str,

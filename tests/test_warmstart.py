@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_train import tiny_config, toy_factory
+from test_train import tiny_config
+from toy_env import ToyEnv
 
 from brc_mjx import run as run_lib
 from brc_mjx import warmstart
@@ -75,15 +76,28 @@ def test_host_callbacks_fall_back_to_tracing(tmp_path):
     np.testing.assert_allclose(compiled(x), [2, 2, 2])
 
 
+class ExportableToy(ToyEnv):
+    exportable = True  # the test env opts in (registry envs are exported without it)
+
+
+def test_which_envs_are_exported():
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+    assert not warmstart.usable(ToyEnv(), mesh)  # a custom env the key cannot pin down
+    assert warmstart.usable(ExportableToy(), mesh)
+    wide = jax.sharding.Mesh(np.array(jax.devices()[:2]), ("data",))
+    assert not warmstart.usable(ExportableToy(), wide)  # sharded programs are traced
+    assert warmstart.env_identity(ExportableToy())[0].endswith("ExportableToy")
+
+
 def test_second_run_reads_its_programs_from_the_exports(tmp_path):
     cfg = tiny_config(tmp_path / "a", total_env_steps=80, compile_cache=True, eval_every=40,
                       diagnostics_every=40, compile_cache_dir=str(tmp_path / "cache"))
     cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, eval_episodes=1))
-    first = run_lib.run(cfg, env_factory=lambda c: toy_factory(c)[:1] + (None,))
+    first = run_lib.run(cfg, env_factory=lambda c: (ExportableToy(), None))
     exports = sorted(os.listdir(tmp_path / "cache" / "exports"))
     assert len(exports) == 2  # the epoch and diagnostics (no eval env here)
     second = run_lib.run(dataclasses.replace(cfg, run_dir=str(tmp_path / "b")),
-                         env_factory=lambda c: toy_factory(c)[:1] + (None,))
+                         env_factory=lambda c: (ExportableToy(), None))
     assert sorted(os.listdir(tmp_path / "cache" / "exports")) == exports  # nothing new
     # the same program: the same final state
     np.testing.assert_array_equal(np.asarray(first["state"].replay.size),
