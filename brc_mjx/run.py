@@ -126,6 +126,18 @@ def _report_phases(logger: Logger, profile_dir: str, hlo_text: str, steps: int,
                    + profiling.format_summary(summary))
 
 
+def write_curves(run_dir: str) -> None:
+    """``run_dir/curves.png``: the run's eval curves so far (mean and per task), drawn by
+    brc-analyze's plotter from ``metrics.jsonl`` after every evaluation (~0.5 s on a CPU)."""
+    from brc_mjx.analysis import report
+
+    run = report.load_run(run_dir)
+    run.label = os.path.basename(os.path.normpath(run_dir))
+    tmp = os.path.join(run_dir, "curves.tmp.png")
+    report.plot_curves([run], tmp)
+    os.replace(tmp, os.path.join(run_dir, "curves.png"))  # a reader never sees half a file
+
+
 def run(
     cfg: TrainConfig,
     env_factory: Callable[[TrainConfig], tuple] = make_envs,
@@ -300,6 +312,8 @@ def run(
             record.update(diagnostics.records(diag, env.task_names))
             record["perf/diagnostics_s"] = time.perf_counter() - t
         logger.log(env_steps, record)
+        if lead and "eval/mean_return" in record:
+            write_curves(cfg.run_dir)
         if last or (derived.checkpoint_every_epochs
                     and (epoch + 1) % derived.checkpoint_every_epochs == 0):
             checkpoint.save(manager, epoch + 1, state, to_json(cfg))

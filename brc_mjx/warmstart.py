@@ -31,9 +31,13 @@ from typing import Any
 
 import jax
 
-#: Config fields that steer only the host loop and never change a compiled program.
+#: Config fields that steer only the host loop and never change a compiled program: the seed
+#: only draws the initial state and the eval / diagnostics keys (all program inputs), and the
+#: budget and cadences only count epochs on the host. Seeds of one setting, or a longer run, so
+#: reuse one another's exports. A field that a program starts to depend on must leave this list.
 HOST_ONLY_FIELDS = ("run_dir", "resume", "start_if_no_checkpoint", "profile", "compile_cache",
-                    "compile_cache_dir", "video_every", "keep_checkpoints", "distributed")
+                    "compile_cache_dir", "video_every", "keep_checkpoints", "distributed", "seed",
+                    "total_env_steps", "eval_every", "checkpoint_every", "diagnostics_every")
 _PACKAGES = ("brc_mjx", "envs", "configs")
 
 

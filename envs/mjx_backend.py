@@ -12,6 +12,8 @@ step on CPU; `impl="jax"` is the default here and `impl="warp"` is the switch fo
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import flax.struct
@@ -45,8 +47,12 @@ def load_playground(mjx_id: str, impl: str = "jax", **config_overrides: Any) -> 
     return env
 
 
+@functools.cache
 def load_mjx(spec: Any, impl: str = "jax") -> Any:
-    """The unbatched MJX env of registry task `spec` (Playground's DMC, or our HumanoidBench H1)."""
+    """The unbatched MJX env of registry task `spec` (Playground's DMC, or our HumanoidBench H1).
+
+    One env object per task and implementation in a process (the train and eval envs of a run
+    share it; it is only read), so that its physics is traced once (`traced_once`)."""
     if spec.suite == "humanoidbench":
         from envs.humanoidbench import H1Locomotion
 
@@ -58,6 +64,18 @@ def load_mjx(spec: Any, impl: str = "jax") -> Any:
     if length != spec.episode_length:
         raise ValueError(f"{spec.name}: the env's episode length {length} != the registry's")
     return env
+
+
+@functools.cache
+def traced_once(env: Any) -> tuple[Callable, Callable]:
+    """`env.reset` and `env.step` (unbatched) as `jax.jit` functions, one pair per env object.
+
+    JAX caches the jaxpr of a jitted function per input types, and the batched jaxpr per vmap
+    axis size, so the MJX physics of a task is traced once per process however many programs
+    and envs use it (the env sizes' `eval_shape`, the initial state, the training epoch, the
+    evaluation with another number of envs): MJX tracing is most of a start's time on a CPU. The
+    inner `jit`s are inlined into the programs that call them, which compute the same thing."""
+    return jax.jit(env.reset), jax.jit(env.step)
 
 
 def make_mjx_backend(env: Any, num_envs: int, episode_length: int) -> TaskBackend:
@@ -72,8 +90,9 @@ def make_mjx_backend(env: Any, num_envs: int, episode_length: int) -> TaskBacken
     Returns:
       A `TaskBackend` whose step auto-resets ended envs and reports their true final obs.
     """
-    v_reset = jax.vmap(env.reset)
-    v_step = jax.vmap(env.step)
+    env_reset, env_step = traced_once(env)
+    v_reset = jax.vmap(env_reset)
+    v_step = jax.vmap(env_step)
 
     def reset(key: jax.Array) -> tuple[MjxState, jax.Array]:
         keys = jax.random.split(key, (num_envs, 2))  # (E, 2, 2): reset key, carried key

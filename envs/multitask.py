@@ -63,7 +63,9 @@ def make_multitask(
         raise ValueError("cannot mix discrete-action (Atari) and continuous-action tasks")
     num_envs = num_tasks * envs_per_task
 
-    obs_structs = [jax.eval_shape(b.reset, jax.random.key(0))[1] for b in backends]
+    # A raw uint32 key, like the ones the loop passes: the same input types let MJX's traced
+    # reset be reused (mjx_backend.traced_once) instead of traced again for typed keys.
+    obs_structs = [jax.eval_shape(b.reset, jax.random.PRNGKey(0))[1] for b in backends]
     obs_shapes = [tuple(s.shape[1:]) for s in obs_structs]  # per-env obs shape per task
     obs_dims = tuple(int(np.prod(s)) for s in obs_shapes)
     if discrete:  # image observations: no padding, so they must agree

@@ -152,6 +152,9 @@ def test_brc_analyze_writes_its_files_from_tiny_runs(tmp_path, capsys):
             assert logged[-1][f"diag/{task}/grad_norm"] > 0
             assert np.isfinite(logged[-1][f"diag/{task}/critic_loss"])
         assert "perf/diagnostics_s" in logged[0]
+        # the run draws its own eval curves after every evaluation
+        assert (tmp_path / name / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert not (tmp_path / name / "curves.tmp.png").exists()
         dirs.append(str(tmp_path / name))
     assert result["train/reward_scale_mean"] == 1.0  # raw rewards in the ablation run
     out = tmp_path / "report"

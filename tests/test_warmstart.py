@@ -58,7 +58,8 @@ def test_keys_follow_the_program_not_the_host_fields():
     cfg = to_json(tiny_config("/tmp/a"))
     base = warmstart.program_key("epoch", cfg, args)
     # run directory, resume and cache settings do not change the program
-    host = dict(cfg, run_dir="/tmp/b", resume=True, compile_cache_dir="/x", video_every=5)
+    host = dict(cfg, run_dir="/tmp/b", resume=True, compile_cache_dir="/x", video_every=5,
+                seed=3, total_env_steps=10**6, eval_every=7, diagnostics_every=9)
     assert warmstart.program_key("epoch", host, args) == base
     # the program does
     assert warmstart.program_key("epoch", dict(cfg, batch_size=7), args) != base
@@ -105,3 +106,27 @@ def test_second_run_reads_its_programs_from_the_exports(tmp_path):
     for a, b in zip(jax.tree.leaves(first["state"].learner),
                     jax.tree.leaves(second["state"].learner), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_another_seed_reuses_the_exports_and_trains_as_if_traced(tmp_path):
+    """The seed only feeds program inputs: seed 1 runs seed 0's exported programs and ends
+    exactly where a traced seed-1 run (no cache) ends, and not where seed 0 ended."""
+    cache = str(tmp_path / "cache")
+    cfg = tiny_config(tmp_path / "a", total_env_steps=80, compile_cache=True,
+                      compile_cache_dir=cache)
+    make = lambda c: (ExportableToy(), None)  # noqa: E731
+    seed0 = run_lib.run(cfg, env_factory=make)
+    exports = sorted(os.listdir(os.path.join(cache, "exports")))
+    seed1 = run_lib.run(dataclasses.replace(cfg, seed=1, total_env_steps=120,
+                                            run_dir=str(tmp_path / "b")), env_factory=make)
+    assert sorted(os.listdir(os.path.join(cache, "exports"))) == exports  # nothing new
+    traced = run_lib.run(dataclasses.replace(cfg, seed=1, total_env_steps=120,
+                                             compile_cache=False, run_dir=str(tmp_path / "c")),
+                         env_factory=make)
+    pairs = zip(jax.tree.leaves(seed1["state"].learner), jax.tree.leaves(traced["state"].learner),
+                strict=True)
+    for a, b in pairs:
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    critic = lambda r: np.concatenate(  # noqa: E731
+        [np.ravel(x) for x in jax.tree.leaves(r["state"].learner.critic_params)])
+    assert not np.array_equal(critic(seed0), critic(seed1))

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# BRC's mechanisms at CPU scale (README "Experiments"), as brc-train runs, 3 seeds each:
+#   reward  categorical vs mse x reward normalisation on / off, on two tasks whose rewards are
+#           scaled 10x and 0.1x (a 100x difference): per-task gradient norms and returns
+#   multi   the cpu-default learner on dmc-easy (4 tasks), 100k transitions per task, with
+#           diagnostics: the BRC row of "arch", the W=128 point of "width", the multi-task side
+#   single  each dmc-easy task alone at the same per-task budget and critic size
+#   arch    the same multi-task runs with a plain MLP critic (no LayerNorm, no residual)
+#   width   gradient-conflict rate at critic widths 32 and 256 (50k per task; 128 from "multi")
+# Usage: benchmarks/mechanisms.sh EXPERIMENT [EXPERIMENT ...]   (runs go to runs/mech/...)
+# Then: benchmarks/mechanisms.sh analyze   (brc-analyze of each experiment into runs/mech/<exp>)
+# Runs that exist already (a metrics.jsonl with the final step) are skipped, so the script can be
+# restarted; two experiments can run side by side on two cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BRC=${BRC:-.venv/bin/brc-train}
+ANALYZE=${ANALYZE:-.venv/bin/brc-analyze}
+SEEDS=${SEEDS:-0 1 2}
+OUT=${OUT:-runs/mech}
+COMMON="--no-video --checkpoint-every 0 --env.eval-episodes 4 --eval-every 10000"
+EASY="dmc/cartpole-balance dmc/cartpole-swingup dmc/reacher-easy dmc/point_mass-easy"
+
+train() {  # train RUN_DIR STEPS FLAGS...: one run, skipped if it already finished
+  local dir=$1 steps=$2
+  shift 2
+  if [ -f "$dir/metrics.jsonl" ] && grep -q "\"env_steps\": $steps[,}]" "$dir/metrics.jsonl"; then
+    echo "done already: $dir"
+    return
+  fi
+  rm -rf "$dir"
+  echo "$(date +%T) start $dir"
+  $BRC $COMMON --total-env-steps "$steps" --run-dir "$dir" "$@" > "$dir.log" 2>&1 ||
+    { echo "FAILED: $dir (see $dir.log)"; return 1; }
+  echo "$(date +%T) done $dir"
+}
+
+reward() {
+  local tasks="dmc/cartpole-balance dmc/cartpole-swingup" scales="10 0.1"
+  for s in $SEEDS; do
+    for loss in categorical mse; do
+      for norm in reward-normalization no-reward-normalization; do
+        train "$OUT/reward/$loss-$norm-s$s" 100000 --env.tasks $tasks --env.reward-scales $scales \
+          --learner.critic-loss $loss --learner.$norm --diagnostics-every 10000 --seed "$s"
+      done
+    done
+  done
+}
+
+multi() {
+  for s in $SEEDS; do
+    train "$OUT/multi/bronet-w128-s$s" 100000 --env.tasks $EASY --diagnostics-every 10000 --seed "$s"
+  done
+}
+
+single() {
+  for s in $SEEDS; do
+    for t in $EASY; do
+      train "$OUT/single/${t#dmc/}-s$s" 100000 --env.tasks "$t" --diagnostics-every 0 --seed "$s"
+    done
+  done
+}
+
+arch() {
+  for s in $SEEDS; do
+    train "$OUT/arch/mlp-w128-s$s" 100000 --env.tasks $EASY --diagnostics-every 10000 \
+      --learner.network.critic-arch mlp --seed "$s"
+  done
+}
+
+width() {
+  for s in $SEEDS; do
+    for w in 32 256; do
+      train "$OUT/width/bronet-w$w-s$s" 50000 --env.tasks $EASY --diagnostics-every 10000 \
+        --learner.network.critic-width "$w" --seed "$s"
+    done
+  done
+}
+
+analyze() {
+  $ANALYZE $OUT/reward/*-s? --out $OUT/reward
+  $ANALYZE $OUT/multi/*-s? $OUT/arch/*-s? --out $OUT/arch
+  $ANALYZE $OUT/multi/*-s? $OUT/width/*-s? --until 50000 --ignore total_env_steps --out $OUT/width
+  $ANALYZE $OUT/multi/*-s? $OUT/single/*-s? --out $OUT/single
+}
+
+mkdir -p "$OUT"/{reward,multi,single,arch,width}
+for experiment in "$@"; do
+  case $experiment in
+    reward|multi|single|arch|width|analyze) "$experiment" ;;
+    *) echo "unknown experiment $experiment (reward, multi, single, arch, width, analyze)"; exit 2 ;;
+  esac
+done
