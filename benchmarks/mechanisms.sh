@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# BRC's mechanisms at CPU scale (README "Experiments"), as brc-train runs, 3 seeds each:
-#   reward  categorical vs mse x reward normalisation on / off, on two tasks whose rewards are
-#           scaled 10x and 0.1x (a 100x difference): per-task gradient norms and returns
-#   multi   the cpu-default learner on dmc-easy (4 tasks), 100k transitions per task, with
+# BRC's mechanisms at CPU scale (README "Experiments"), as brc-train runs, 3 seeds each, sized
+# to fit a 2-core CPU in about 80 minutes with two experiments side by side:
+#   reward  categorical / mse with reward normalisation, and mse without it, on two tasks whose
+#           rewards are scaled 10x and 0.1x (a 100x difference), 60k transitions per task:
+#           per-task gradient norms and returns (REWARD_SETTINGS adds categorical without it)
+#   multi   the cpu-default learner on dmc-easy (4 tasks), 50k transitions per task, with
 #           diagnostics: the BRC row of "arch", the W=128 point of "width", the multi-task side
 #   single  each dmc-easy task alone at the same per-task budget and critic size
 #   arch    the same multi-task runs with a plain MLP critic (no LayerNorm, no residual)
-#   width   gradient-conflict rate at critic widths 32 and 256 (50k per task; 128 from "multi")
+#   width   gradient-conflict rate at critic widths 32 and 256 (30k per task; 128 from "multi")
 # Usage: benchmarks/mechanisms.sh EXPERIMENT [EXPERIMENT ...]   (runs go to runs/mech/...)
 # Then: benchmarks/mechanisms.sh analyze   (brc-analyze of each experiment into runs/mech/<exp>)
 # Runs that exist already (a metrics.jsonl with the final step) are skipped, so the script can be
@@ -34,35 +36,36 @@ train() {  # train RUN_DIR STEPS FLAGS...: one run, skipped if it already finish
   echo "$(date +%T) done $dir"
 }
 
+REWARD_SETTINGS=${REWARD_SETTINGS:-categorical:reward-normalization mse:reward-normalization mse:no-reward-normalization}
+
 reward() {
   local tasks="dmc/cartpole-balance dmc/cartpole-swingup" scales="10 0.1"
   for s in $SEEDS; do
-    for loss in categorical mse; do
-      for norm in reward-normalization no-reward-normalization; do
-        train "$OUT/reward/$loss-$norm-s$s" 100000 --env.tasks $tasks --env.reward-scales $scales \
-          --learner.critic-loss $loss --learner.$norm --diagnostics-every 10000 --seed "$s"
-      done
+    for setting in $REWARD_SETTINGS; do
+      local loss=${setting%%:*} norm=${setting#*:}
+      train "$OUT/reward/$loss-$norm-s$s" 60000 --env.tasks $tasks --env.reward-scales $scales \
+        --learner.critic-loss "$loss" --learner."$norm" --diagnostics-every 10000 --seed "$s"
     done
   done
 }
 
 multi() {
   for s in $SEEDS; do
-    train "$OUT/multi/bronet-w128-s$s" 100000 --env.tasks $EASY --diagnostics-every 10000 --seed "$s"
+    train "$OUT/multi/bronet-w128-s$s" 50000 --env.tasks $EASY --diagnostics-every 10000 --seed "$s"
   done
 }
 
 single() {
   for s in $SEEDS; do
     for t in $EASY; do
-      train "$OUT/single/${t#dmc/}-s$s" 100000 --env.tasks "$t" --diagnostics-every 0 --seed "$s"
+      train "$OUT/single/${t#dmc/}-s$s" 50000 --env.tasks "$t" --diagnostics-every 0 --seed "$s"
     done
   done
 }
 
 arch() {
   for s in $SEEDS; do
-    train "$OUT/arch/mlp-w128-s$s" 100000 --env.tasks $EASY --diagnostics-every 10000 \
+    train "$OUT/arch/mlp-w128-s$s" 50000 --env.tasks $EASY --diagnostics-every 10000 \
       --learner.network.critic-arch mlp --seed "$s"
   done
 }
@@ -70,17 +73,20 @@ arch() {
 width() {
   for s in $SEEDS; do
     for w in 32 256; do
-      train "$OUT/width/bronet-w$w-s$s" 50000 --env.tasks $EASY --diagnostics-every 10000 \
+      train "$OUT/width/bronet-w$w-s$s" 30000 --env.tasks $EASY --diagnostics-every 10000 \
         --learner.network.critic-width "$w" --seed "$s"
     done
   done
 }
 
+# Runs of one setting may have run longer (e.g. an earlier, larger budget): compared up to the
+# experiment's budget, the run length ignored.
 analyze() {
-  $ANALYZE $OUT/reward/*-s? --out $OUT/reward
-  $ANALYZE $OUT/multi/*-s? $OUT/arch/*-s? --out $OUT/arch
-  $ANALYZE $OUT/multi/*-s? $OUT/width/*-s? --until 50000 --ignore total_env_steps --out $OUT/width
-  $ANALYZE $OUT/multi/*-s? $OUT/single/*-s? --out $OUT/single
+  local same="--ignore total_env_steps"
+  $ANALYZE $OUT/reward/*-s? --until 60000 $same --out $OUT/reward
+  $ANALYZE $OUT/multi/*-s? $OUT/arch/*-s? --until 50000 $same --out $OUT/arch
+  $ANALYZE $OUT/multi/*-s? $OUT/width/*-s? --until 30000 $same --out $OUT/width
+  $ANALYZE $OUT/multi/*-s? $OUT/single/*-s? --until 50000 $same --out $OUT/single
 }
 
 mkdir -p "$OUT"/{reward,multi,single,arch,width}

@@ -201,3 +201,42 @@ def test_every_mjx_task_resets_and_steps(name):
     obs, reward = jax.device_get(run(jax.random.key(0)))
     assert obs.shape == (5, 2, env.obs_dim) and np.isfinite(obs).all()
     assert ((reward >= 0) & (reward <= 1)).all()
+
+
+class _TracedCounterEnv(_CounterEnv):
+    """Counts how often JAX traces (runs in Python) its reset and step."""
+
+    def __init__(self):
+        self.traces = {"reset": 0, "step": 0}
+
+    def reset(self, key):
+        self.traces["reset"] += 1
+        return super().reset(key)
+
+    def step(self, state, action):
+        self.traces["step"] += 1
+        return super().step(state, action)
+
+
+def test_physics_is_traced_once_per_env_object():
+    """Two backends of one env object (a run's train and eval envs: 3 and 2 envs), their size
+    probe (eval_shape) and two compiled rollouts trace its reset and step once each."""
+    env = _TracedCounterEnv()
+    train = make_mjx_backend(env, num_envs=3, episode_length=2)
+    evaluation = make_mjx_backend(env, num_envs=2, episode_length=2)
+
+    def rollout(backend, key):
+        state, _ = backend.reset(key)
+        for _ in range(3):  # auto-resets inside step reuse the traced reset as well
+            state = backend.step(state, jnp.ones((backend.num_envs, 1))).state
+        return state.steps
+
+    for backend in (train, evaluation):
+        jax.eval_shape(backend.reset, jax.random.PRNGKey(0))
+        np.testing.assert_array_equal(jax.jit(functools.partial(rollout, backend))(
+            jax.random.PRNGKey(1)), np.ones(backend.num_envs))
+    assert env.traces == {"reset": 1, "step": 1}
+    # another env object is its own cache entry
+    other = _TracedCounterEnv()
+    jax.eval_shape(make_mjx_backend(other, 3, 2).reset, jax.random.PRNGKey(0))
+    assert other.traces["reset"] == 1

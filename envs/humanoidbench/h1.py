@@ -64,6 +64,15 @@ GAINS = {  # class -> (kp, kv, force limit in N m)
 }
 HIP_PITCH_RANGE = (-3.14, 2.53)  # HumanoidBench's; the Menagerie model has (-1.57, 1.57)
 FOOT_CLASSES = ("foot1", "foot2", "foot3")  # the Menagerie's foot capsules (heel, sole, toe)
+# Contact bits: the floor and the foot capsules share FLOOR_BIT; terrain (stairs, slides) and the
+# foot spheres share TERRAIN_BIT, so the terrain touches the spheres only.
+FLOOR_BIT, TERRAIN_BIT = 1, 2
+# The ends of those capsules (ankle-link frame), radius 0.014: where a foot touches the terrain.
+# MJX's capsule-box contacts are not CPU MuJoCo's (two points along a tilted capsule where CPU
+# MuJoCo gives one), which broke step-by-step parity on the stairs; sphere contacts agree.
+FOOT_SPHERES = ((-0.035, 0.0, -0.056), (0.02, 0.0, -0.045), (0.115, 0.0, -0.056),
+                (0.14, -0.03, -0.056), (0.14, 0.03, -0.056))
+FOOT_RADIUS = 0.014
 # HumanoidBench's ankle-link inertial (h1_pos.xml): position, orientation, mass, diagonal inertia.
 ANKLE_INERTIAL = (
     (0.048568, 0.0, -0.045609), (0.489385, 0.510394, 0.510394, 0.489385), 0.552448,
@@ -90,9 +99,14 @@ def menagerie_h1_path() -> pathlib.Path:
     return path
 
 
-def build_spec(visual: bool = False) -> mujoco.MjSpec:
+def build_spec(visual: bool = False, scene: str = "") -> mujoco.MjSpec:
     """The edited `MjSpec` of the MJX H1 (see the module docstring); `visual` keeps the
-    Menagerie's visual meshes (contype 0, no mass) for rendering videos on the host."""
+    Menagerie's visual meshes (contype 0, no mass) for rendering videos on the host; `scene`
+    adds a task's terrain (`scenes.SCENES`: "stair", "slide"; "" the bare floor)."""
+    from envs.humanoidbench import scenes
+
+    if scene and scene not in scenes.SCENES:
+        raise ValueError(f"unknown H1 scene {scene!r}; expected one of {', '.join(scenes.SCENES)}")
     spec = mujoco.MjSpec.from_file(str(menagerie_h1_path()))
     for geom in list(spec.geoms):
         keep = geom.classname.name in FOOT_CLASSES or (visual and geom.classname.name == "visual")
@@ -117,11 +131,16 @@ def build_spec(visual: bool = False) -> mujoco.MjSpec:
         ankle = spec.body(f"{side}_ankle_link")
         ankle.ipos, ankle.iquat, ankle.mass, ankle.inertia = ANKLE_INERTIAL
         ankle.add_site(name=f"{side}_foot", pos=(0.0, 0.0, -0.05))
+        if scene:
+            for k, pos in enumerate(FOOT_SPHERES):
+                ankle.add_geom(name=f"{side}_foot_sphere{k}", type=mujoco.mjtGeom.mjGEOM_SPHERE,
+                               size=(FOOT_RADIUS, 0, 0), pos=pos, contype=TERRAIN_BIT,
+                               conaffinity=TERRAIN_BIT, density=0.0, group=3)
     spec.body("torso_link").add_site(name="head", pos=(0.0, 0.0, 0.7))
     spec.add_exclude(bodyname1="left_ankle_link", bodyname2="right_ankle_link")
     spec.worldbody.add_geom(
         name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=(20.0, 20.0, 1.0),
-        contype=1, conaffinity=1, rgba=(0.55, 0.62, 0.7, 1.0),
+        contype=FLOOR_BIT, conaffinity=FLOOR_BIT, rgba=(0.55, 0.62, 0.7, 1.0),
     )
 
     for act in list(spec.actuators):
@@ -140,11 +159,13 @@ def build_spec(visual: bool = False) -> mujoco.MjSpec:
         objtype=mujoco.mjtObj.mjOBJ_BODY, objname="pelvis",
     )
     spec.add_key(name="qpos0", qpos=QPOS0.tolist())
+    if scene:
+        scenes.SCENES[scene](spec)
     return spec
 
 
-@functools.lru_cache(maxsize=2)
-def h1_model(visual: bool = False) -> mujoco.MjModel:
+@functools.lru_cache(maxsize=8)
+def h1_model(visual: bool = False, scene: str = "") -> mujoco.MjModel:
     """The compiled CPU `MjModel` (cached per process; treat it as read-only); `visual=True`:
-    the same robot with its visual meshes, for rendering only."""
-    return build_spec(visual).compile()
+    the same robot with its visual meshes, for rendering only; `scene`: see `build_spec`."""
+    return build_spec(visual, scene).compile()
