@@ -73,6 +73,7 @@ FLOOR_BIT, TERRAIN_BIT = 1, 2
 FOOT_SPHERES = ((-0.035, 0.0, -0.056), (0.02, 0.0, -0.045), (0.115, 0.0, -0.056),
                 (0.14, -0.03, -0.056), (0.14, 0.03, -0.056))
 FOOT_RADIUS = 0.014
+MAX_CONTACTS, MAX_GEOM_PAIRS = 32, 100  # MJX's caps on terrain models (see build_spec)
 # HumanoidBench's ankle-link inertial (h1_pos.xml): position, orientation, mass, diagonal inertia.
 ANKLE_INERTIAL = (
     (0.048568, 0.0, -0.045609), (0.489385, 0.510394, 0.510394, 0.489385), 0.552448,
@@ -161,6 +162,13 @@ def build_spec(visual: bool = False, scene: str = "") -> mujoco.MjSpec:
     spec.add_key(name="qpos0", qpos=QPOS0.tolist())
     if scene:
         scenes.SCENES[scene](spec)
+        # MJX collides every candidate pair and solves for every contact slot (242 on the stairs,
+        # 132 on the slides); its two caps keep the MAX_GEOM_PAIRS pairs nearest by bounding
+        # sphere per pair type and the MAX_CONTACTS deepest contacts. At most 10 spheres x 2
+        # boxes + 6 capsules x 2 contacts can touch at once, so no active contact is dropped
+        # (CPU MuJoCo ignores both; the parity tests compare against it). 3-4x faster on a CPU.
+        spec.add_numeric(name="max_contact_points", data=[MAX_CONTACTS])
+        spec.add_numeric(name="max_geom_pairs", data=[MAX_GEOM_PAIRS])
     return spec
 
 
