@@ -13,6 +13,7 @@ def _rows(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow  # ~70 s; in the slow suite (CI runs it): default suite ~10 min
 def test_smoke_collection_and_learning_write_their_rows(tmp_path):
     out = tmp_path / "gpu.jsonl"
     skipped = gpu.main(gpu.Config(smoke=True, parts=("collection", "learning"), out=out))

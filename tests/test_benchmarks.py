@@ -5,6 +5,8 @@ Nothing here compiles or times anything; the figures are hand-worked.
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks import report
 from benchmarks.peer import CompileClock
 
@@ -64,6 +66,7 @@ def test_replace_section_rewrites_only_between_markers():
     assert appended == "intro\n\n<!-- report:y -->\nbody\n<!-- /report:y -->\n"
 
 
+@pytest.mark.slow  # ~23 s; in the slow suite (CI runs it): default suite ~10 min
 def test_rebuilt_brax_update_does_the_work_of_brax_sac():
     """The peer row's Brax update (losses + optimisers rebuilt from Brax's API) counts the matmul
     FLOPs of a full SAC step: alpha, critic, actor, Polyak, nothing missing, nothing doubled."""

@@ -43,6 +43,9 @@ ARGS = [
 ]
 TIMEOUT_S = 300
 
+# ~2.5 min of subprocess runs: in the slow suite, which CI runs after the default one.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):

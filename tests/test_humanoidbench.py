@@ -138,6 +138,7 @@ def test_reward_parity_with_cpu_mujoco():
     assert max(want["stand"]) - min(want["stand"]) > 0.1
 
 
+@pytest.mark.slow  # ~40 s; in the slow suite (CI runs it): default suite ~10 min
 def test_env_terminates_and_resets():
     env = envs.make("humanoidbench/h1-stand", envs_per_task=2, episode_length=70)
     assert (env.obs_dim, env.action_dim, env.episode_length) == (51, 19, (70,))

@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -14,6 +16,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # ~27 s; in the slow suite (CI runs it): default suite ~10 min
 def test_two_process_run_agrees_and_only_process_0_logs(tmp_path):
     port = _free_port()
     worker = os.path.join(os.path.dirname(__file__), "multihost_worker.py")

@@ -108,6 +108,7 @@ def test_second_run_reads_its_programs_from_the_exports(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+@pytest.mark.slow  # ~30 s; in the slow suite (CI runs it): default suite ~10 min
 def test_another_seed_reuses_the_exports_and_trains_as_if_traced(tmp_path):
     """The seed only feeds program inputs: seed 1 runs seed 0's exported programs and ends
     exactly where a traced seed-1 run (no cache) ends, and not where seed 0 ended."""
