@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import mujoco
 
-TERRAIN_BIT = 2  # = h1.TERRAIN_BIT (h1 imports this module)
+from envs.humanoidbench.h1 import TERRAIN_BIT  # h1.build_spec imports this module lazily
 
 TERRAIN_RGBA = (0.72, 0.72, 0.76, 1.0)
 WALL_RGBA = (0.5, 0.5, 0.55, 0.25)
 
 
-def _box(parent, pos, size, rgba=TERRAIN_RGBA, name=""):
-    parent.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_BOX, pos=pos, size=size,
+def _box(parent, pos, size, rgba=TERRAIN_RGBA):
+    parent.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, pos=pos, size=size,
                     contype=TERRAIN_BIT, conaffinity=TERRAIN_BIT, density=0.0, rgba=rgba)
 
 
