@@ -35,6 +35,7 @@ Warp, is very slow on CPU. One JSON row per measurement goes to ``benchmarks/res
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import statistics
@@ -42,6 +43,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import tyro
 
@@ -347,6 +349,34 @@ def update_costs(obs_size: int, action_size: int, *, width: int, depth: int, bat
                 flop_ratio=ours_flops / brax_flops, time_ratio=ours_s / brax_s)
 
 
+def device_put_replicated(tree, devices):
+    """``tree`` with each leaf stacked once per device along a new leading axis, that axis
+    sharded over ``devices``: what Brax's pmapped trainers expect of JAX's function of this
+    name."""
+    sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.asarray(devices), ("replica",)),
+                                          jax.sharding.PartitionSpec("replica"))
+    return jax.tree.map(lambda leaf: jax.device_put(
+        jnp.broadcast_to(leaf, (len(devices), *jnp.shape(leaf))), sharding), tree)
+
+
+@contextlib.contextmanager
+def brax_jax_compat():
+    """Brax 0.14.2 calls ``jax.device_put_replicated``, which JAX >= 0.10 no longer has
+    (google/brax#671): where it is missing, supply :func:`device_put_replicated` for the block."""
+    try:
+        jax.device_put_replicated  # noqa: B018 (present: nothing to do)
+    except AttributeError:
+        pass
+    else:
+        yield
+        return
+    jax.device_put_replicated = device_put_replicated
+    try:
+        yield
+    finally:
+        del jax.device_put_replicated
+
+
 class _StopBrax(Exception):
     """Raised from Brax's progress_fn to end training (target reached or wall budget spent)."""
 
@@ -385,16 +415,18 @@ def run_brax(clock: CompileClock, task: str, seed: int, *, num_envs: int, batch_
             raise _StopBrax
 
     try:
-        brax_sac.train(
-            environment=env, num_timesteps=num_timesteps,
-            episode_length=int(env._config.episode_length),
-            wrap_env_fn=wrapper.wrap_for_brax_training, num_envs=num_envs,
-            num_eval_envs=num_eval_envs, learning_rate=learning_rate, discounting=discounting,
-            seed=seed, batch_size=batch_size, num_evals=num_evals,
-            normalize_observations=normalize_observations, min_replay_size=min_replay_size,
-            max_replay_size=num_timesteps, grad_updates_per_step=grad_updates_per_step,
-            deterministic_eval=True, network_factory=factory, progress_fn=progress,
-        )
+        with brax_jax_compat():
+            brax_sac.train(
+                environment=env, num_timesteps=num_timesteps,
+                episode_length=int(env._config.episode_length),
+                wrap_env_fn=wrapper.wrap_for_brax_training, num_envs=num_envs,
+                num_eval_envs=num_eval_envs, learning_rate=learning_rate, discounting=discounting,
+                seed=seed, batch_size=batch_size, num_evals=num_evals,
+                normalize_observations=normalize_observations, min_replay_size=min_replay_size,
+                max_replay_size=num_timesteps, grad_updates_per_step=grad_updates_per_step,
+                deterministic_eval=True, network_factory=factory, progress_fn=progress,
+                max_devices_per_host=1,  # one device, as ours (and no pmap over fake CPU ones)
+            )
     except _StopBrax:
         pass
     wall = time.perf_counter() - start

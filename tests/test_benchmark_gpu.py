@@ -52,3 +52,23 @@ def test_whole_smoke_including_env_only_end_to_end_and_peer(tmp_path):
     kinds = [r["benchmark"] for r in _rows(out)]
     for kind in ("gpu_env_only", "gpu_collection", "gpu_learning", "gpu_end_to_end", "peer"):
         assert kind in kinds
+
+
+def test_brax_compat_replicates_each_leaf_over_the_devices():
+    """Brax 0.14.2 on JAX >= 0.10 (the GPU machine's 0.11.2) needs our device_put_replicated."""
+    import jax
+    import numpy as np
+
+    from benchmarks.peer import brax_jax_compat, device_put_replicated
+
+    devices = jax.local_devices()[:2]
+    tree = {"w": np.arange(6.0).reshape(2, 3), "step": np.int32(7)}
+    out = device_put_replicated(tree, devices)
+    np.testing.assert_array_equal(np.asarray(out["w"]), np.stack([tree["w"], tree["w"]]))
+    np.testing.assert_array_equal(np.asarray(out["step"]), [7, 7])
+    assert {s.device for s in out["w"].addressable_shards} == set(devices)
+    assert all(s.data.shape == (1, 2, 3) for s in out["w"].addressable_shards)
+    had = hasattr(jax, "device_put_replicated")
+    with brax_jax_compat():
+        assert callable(jax.device_put_replicated)
+    assert hasattr(jax, "device_put_replicated") == had
