@@ -49,7 +49,7 @@ import tyro
 
 import envs
 from benchmarks.common import RESULTS_DIR, append_row, row_header, xla_flops
-from brc_mjx import train
+from brc_mjx import parallel, train
 from brc_mjx.acting import evaluate
 from brc_mjx.config import (
     EnvConfig,
@@ -351,10 +351,9 @@ def update_costs(obs_size: int, action_size: int, *, width: int, depth: int, bat
 
 def device_put_replicated(tree, devices):
     """``tree`` with each leaf stacked once per device along a new leading axis, that axis
-    sharded over ``devices``: what Brax's pmapped trainers expect of JAX's function of this
-    name."""
-    sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.asarray(devices), ("replica",)),
-                                          jax.sharding.PartitionSpec("replica"))
+    sharded over ``devices`` (our data axis): what Brax's pmapped trainers expect of JAX's
+    function of this name."""
+    sharding = parallel.batch_sharding(parallel.make_mesh(MeshConfig(), devices))
     return jax.tree.map(lambda leaf: jax.device_put(
         jnp.broadcast_to(leaf, (len(devices), *jnp.shape(leaf))), sharding), tree)
 
@@ -363,11 +362,7 @@ def device_put_replicated(tree, devices):
 def brax_jax_compat():
     """Brax 0.14.2 calls ``jax.device_put_replicated``, which JAX >= 0.10 no longer has
     (google/brax#671): where it is missing, supply :func:`device_put_replicated` for the block."""
-    try:
-        jax.device_put_replicated  # noqa: B018 (present: nothing to do)
-    except AttributeError:
-        pass
-    else:
+    if hasattr(jax, "device_put_replicated"):
         yield
         return
     jax.device_put_replicated = device_put_replicated
