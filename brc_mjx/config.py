@@ -205,6 +205,9 @@ class TrainConfig:
     """Vectorized env steps per compiled epoch (one host round-trip each)."""
     eval_every: int = 10_000
     """Evaluate every this many transitions per task (rounded up to whole epochs); 0: never."""
+    eval_at_start: bool = False
+    """Also evaluate before the first epoch (logged at env step 0): the starting policy, e.g. a
+    policy transferred with --init-from onto held-out tasks, zero-shot."""
     checkpoint_every: int = 20_000
     """Checkpoint every this many transitions per task (rounded up to whole epochs); 0: never."""
     diagnostics_every: int = 0
@@ -251,7 +254,8 @@ class TrainConfig:
 #: Fields a resumed run may change (prefixes end with "."): they change neither the state's
 #: shapes nor the meaning of what was learned. Every other difference is refused.
 RESUMABLE_FIELDS = (
-    "total_env_steps", "eval_every", "checkpoint_every", "keep_checkpoints", "run_dir", "resume",
+    "total_env_steps", "eval_every", "eval_at_start", "checkpoint_every", "keep_checkpoints",
+    "run_dir", "resume",
     "start_if_no_checkpoint", "profile", "distributed", "env.eval_episodes", "mesh.",
     "diagnostics_every", "diagnostics_per_task", "compile_cache", "compile_cache_dir",
     "video", "video_every",

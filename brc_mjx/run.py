@@ -253,6 +253,29 @@ def run(
     profiled_s = 0.0
     result: dict = {"compile_s": compile_s}
     next_video = cfg.video_every or np.inf
+
+    def evaluate_into(record: dict, key: jax.Array) -> dict:
+        """Evaluate the current policy; its per-task and mean scores go into ``record``."""
+        ev = jax.device_get(eval_fn(state.learner, key))
+        for k, name in enumerate(env.task_names):
+            record[f"eval/{name}/return"] = float(ev["return"][k])
+            if env.has_success[k]:
+                record[f"eval/{name}/success"] = float(ev["success"][k])
+        record["eval/mean_return"] = float(np.mean(ev["return"]))
+        if any(env.has_success):
+            record["eval/mean_success"] = float(np.mean(
+                [ev["success"][k] for k in range(env.num_tasks) if env.has_success[k]]))
+        scores = normalised_scores(env.task_names, ev["return"])
+        record.update({f"eval/{name}/normalised_score": v for name, v in scores.items()})
+        if scores:
+            record["eval/mean_normalised_score"] = float(np.mean(list(scores.values())))
+        return ev
+
+    if cfg.eval_at_start and eval_fn is not None and start_epoch == 0:
+        start_record: dict = {}
+        evaluate_into(start_record, jax.random.PRNGKey(cfg.seed + 3))  # not an epoch's key
+        logger.log(0, start_record)
+        result.update(start_record)
     for epoch in range(start_epoch, stop_epoch):
         if cfg.profile and epoch == profile_epochs.start:
             jax.profiler.start_trace(profile_dir, create_perfetto_trace=True)
@@ -286,12 +309,7 @@ def run(
         if eval_fn is not None and (
             last or (derived.eval_every_epochs and (epoch + 1) % derived.eval_every_epochs == 0)
         ):
-            ev = jax.device_get(eval_fn(state.learner, jax.random.fold_in(eval_key, epoch)))
-            for k, name in enumerate(env.task_names):
-                record[f"eval/{name}/return"] = float(ev["return"][k])
-                if env.has_success[k]:
-                    record[f"eval/{name}/success"] = float(ev["success"][k])
-            record["eval/mean_return"] = float(np.mean(ev["return"]))
+            ev = evaluate_into(record, jax.random.fold_in(eval_key, epoch))
             if videos and lead and (last or env_steps >= next_video):
                 t = time.perf_counter()
                 video.write_videos(eval_env, ev["qpos"], ev["ended"],
@@ -300,10 +318,6 @@ def run(
                 record["perf/video_s"] = time.perf_counter() - t
                 next_video = (env_steps // cfg.video_every + 1) * cfg.video_every if (
                     cfg.video_every) else np.inf
-            scores = normalised_scores(env.task_names, ev["return"])
-            record.update({f"eval/{name}/normalised_score": v for name, v in scores.items()})
-            if scores:
-                record["eval/mean_normalised_score"] = float(np.mean(list(scores.values())))
         if diag_fn is not None and (epoch + 1) % derived.diagnostics_every_epochs == 0 and (
                 env_steps > cfg.warmup_env_steps):
             t = time.perf_counter()

@@ -95,22 +95,40 @@ def make(
     else:
         per_task = {spec.name: backend for spec in specs}
     backend_names, backends, lengths = [], [], []
-    for t, spec in enumerate(specs):
+    t = 0
+    while t < len(specs):
+        spec = specs[t]
         chosen = _pick_backend(spec, per_task.get(spec.name, "auto"))
         length = episode_length or spec.episode_length
-        if chosen == "mjx":
+        if chosen == "mjx" and spec.suite == "shadowhand":
+            # Consecutive objects of one family share one batched model (one compiled step).
+            from envs.mjx_backend import load_shadowhand, make_mjx_backend
+            from envs.shadowhand.objects import family_of
+
+            family = family_of(spec.mjx_id)
+            run = [spec]
+            while (t + len(run) < len(specs) and specs[t + len(run)].suite == "shadowhand"
+                   and family_of(specs[t + len(run)].mjx_id) == family
+                   and per_task.get(specs[t + len(run)].name, "auto") in ("mjx", "auto")):
+                run.append(specs[t + len(run)])
+            env = load_shadowhand(tuple(s.mjx_id for s in run), mjx_impl)
+            backends.append(make_mjx_backend(env, envs_per_task, length))
+        elif chosen == "mjx":
             from envs.mjx_backend import load_mjx, make_mjx_backend
 
+            run = [spec]
             backends.append(make_mjx_backend(load_mjx(spec, mjx_impl), envs_per_task, length))
         else:
             from envs.envpool_backend import make_envpool_backend
 
+            run = [spec]
             task_seed = (seed + t * envs_per_task) % (2**31 - envs_per_task)
             backends.append(
                 make_envpool_backend(spec, envs_per_task, task_seed, length, envpool_threads)
             )
-        backend_names.append(chosen)
-        lengths.append(length)
+        backend_names.extend([chosen] * len(run))
+        lengths.extend([length] * len(run))
+        t += len(run)
     return make_multitask(
         task_names=[s.name for s in specs],
         backend_names=backend_names,

@@ -65,7 +65,8 @@ class Renderable(NamedTuple):
 
 
 class TaskBackend(NamedTuple):
-    """One task with E envs on one backend; pure `reset` / `step` in the task's own sizes.
+    """One task with E envs on one backend (or `num_tasks` tasks of the same sizes with E envs
+    each, task-major); pure `reset` / `step` in the task's own sizes.
 
     `reset(key) -> (state, obs)` with obs (E, obs_dim_i); `step(state, action) -> BackendStep` with
     action (E, action_dim_i) float32 in [-1, 1] (or (E,) int32 for discrete tasks).
@@ -73,10 +74,11 @@ class TaskBackend(NamedTuple):
 
     reset: Callable[[jax.Array], tuple[Any, jax.Array]]
     step: Callable[[Any, jax.Array], BackendStep]
-    num_envs: int
+    num_envs: int  # all its envs: num_tasks * envs per task, task-major
     action_dim: int  # continuous action size, or number of discrete actions
     discrete: bool = False
     renderable: Renderable | None = None  # MJX tasks; EnvPool's physics stays in the pool
+    num_tasks: int = 1  # tasks served by one backend (same sizes; e.g. ShadowHand objects)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from envs.core import BackendStep, Renderable, TaskBackend
 
@@ -53,7 +54,12 @@ def load_mjx(spec: Any, impl: str = "jax") -> Any:
 
     One env object per task and implementation in a process (the train and eval envs of a run
     share it; it is only read), so that its physics is traced once (`traced_once`)."""
-    if spec.suite == "humanoidbench":
+    if spec.suite == "shadowhand":
+        from envs.shadowhand import RotateZ, get_object
+
+        env = RotateZ((get_object(spec.mjx_id),), impl=impl)
+        length = env.episode_length
+    elif spec.suite == "humanoidbench":
         from envs.humanoidbench import H1Locomotion
 
         env = H1Locomotion(spec.mjx_id, impl=impl)
@@ -64,6 +70,15 @@ def load_mjx(spec: Any, impl: str = "jax") -> Any:
     if length != spec.episode_length:
         raise ValueError(f"{spec.name}: the env's episode length {length} != the registry's")
     return env
+
+
+@functools.cache
+def load_shadowhand(objects: tuple[str, ...], impl: str = "jax") -> Any:
+    """The unbatched ShadowHand RotateZ env over `objects` (names of one family), one per
+    process and object tuple (see `load_mjx`)."""
+    from envs.shadowhand import RotateZ, get_object
+
+    return RotateZ(tuple(get_object(name) for name in objects), impl=impl)
 
 
 @functools.cache
@@ -78,25 +93,35 @@ def traced_once(env: Any) -> tuple[Callable, Callable]:
     return jax.jit(env.reset), jax.jit(env.step)
 
 
-def make_mjx_backend(env: Any, num_envs: int, episode_length: int) -> TaskBackend:
+def make_mjx_backend(env: Any, envs_per_task: int, episode_length: int) -> TaskBackend:
     """Wrap a single (unbatched) Playground-style env into a batched `TaskBackend`.
 
     Args:
       env: object with `reset(key) -> State` and `step(State, action) -> State` where `State` has
-        `obs`, `reward`, `done` (Playground's `mjx_env.State`), and `action_size`.
-      num_envs: E, envs stepped in parallel (vmapped).
+        `obs`, `reward`, `done` (Playground's `mjx_env.State`), and `action_size`. An env of
+        several tasks (`num_variants = V`, e.g. the ShadowHand's objects of one family) takes
+        `reset(key, variant)` and keeps the variant in its state; its `State.success` is the
+        task's success flag (reported at an episode's last step only where the env has
+        `success_at_end`).
+      envs_per_task: E, envs per task stepped in parallel (vmapped): V * E envs in all, task-major.
       episode_length: time limit in steps; reaching it is a truncation.
 
     Returns:
       A `TaskBackend` whose step auto-resets ended envs and reports their true final obs.
     """
     env_reset, env_step = traced_once(env)
+    num_tasks = int(getattr(env, "num_variants", 1))
+    num_envs = num_tasks * envs_per_task
+    # The variant (task) of each env, task-major; envs of one-task envs take only the key.
+    variants = ((jnp.asarray(np.repeat(np.arange(num_tasks, dtype=np.int32), envs_per_task)),)
+                if hasattr(env, "num_variants") else ())
     v_reset = jax.vmap(env_reset)
     v_step = jax.vmap(env_step)
+    success_at_end = bool(getattr(env, "success_at_end", False))
 
     def reset(key: jax.Array) -> tuple[MjxState, jax.Array]:
         keys = jax.random.split(key, (num_envs, 2))  # (E, 2, 2): reset key, carried key
-        env_state = v_reset(keys[:, 0])
+        env_state = v_reset(keys[:, 0], *variants)
         state = MjxState(
             env_state=env_state, steps=jnp.zeros((num_envs,), jnp.int32), key=keys[:, 1]
         )
@@ -118,13 +143,19 @@ def make_mjx_backend(env: Any, num_envs: int, episode_length: int) -> TaskBacken
         reset_keys, carry_keys = keys[:, 0], keys[:, 1]
 
         def reset_ended(env_state: Any) -> Any:
-            fresh = v_reset(reset_keys)
+            fresh = v_reset(reset_keys, *variants)
 
             def pick(new: jax.Array, old: jax.Array) -> jax.Array:
                 mask = ended.reshape(ended.shape + (1,) * (old.ndim - 1))
                 return jnp.where(mask, new, old)
 
             return jax.tree.map(pick, fresh, env_state)
+
+        success = getattr(next_env_state, "success", None)
+        if success is None:
+            success = jnp.zeros((num_envs,), bool)
+        elif success_at_end:
+            success = success & ended
 
         # DMC episodes end in lockstep, so most steps skip the (costly) reset entirely.
         env_state = jax.lax.cond(ended.any(), reset_ended, lambda s: s, next_env_state)
@@ -138,7 +169,7 @@ def make_mjx_backend(env: Any, num_envs: int, episode_length: int) -> TaskBacken
             reward=reward,
             terminated=terminated,
             truncated=truncated,
-            success=jnp.zeros((num_envs,), bool),
+            success=success,
         )
 
     model = getattr(env, "render_model", None) or getattr(env, "mj_model", None)
@@ -147,5 +178,5 @@ def make_mjx_backend(env: Any, num_envs: int, episode_length: int) -> TaskBacken
     )
     return TaskBackend(
         reset=reset, step=step, num_envs=num_envs, action_dim=int(env.action_size),
-        renderable=renderable,
+        renderable=renderable, num_tasks=num_tasks,
     )

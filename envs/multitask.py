@@ -53,20 +53,25 @@ def make_multitask(
     episode_lengths: Sequence[int],
     has_success: Sequence[bool],
 ) -> Env:
-    """Stack per-task backends (each with E envs) into one task-major `Env`."""
-    num_tasks = len(backends)
-    envs_per_task = backends[0].num_envs
-    if any(b.num_envs != envs_per_task for b in backends):
+    """Stack backends (each with E envs per task, most with one task) into one task-major `Env`;
+    `task_names`, `episode_lengths` and `has_success` have one entry per task."""
+    num_tasks = sum(b.num_tasks for b in backends)
+    if len(task_names) != num_tasks:
+        raise ValueError(f"{len(task_names)} task names for backends of {num_tasks} tasks")
+    envs_per_task = backends[0].num_envs // backends[0].num_tasks
+    if any(b.num_envs != b.num_tasks * envs_per_task for b in backends):
         raise ValueError("every task needs the same number of envs")
     discrete = backends[0].discrete
     if any(b.discrete != discrete for b in backends):
         raise ValueError("cannot mix discrete-action (Atari) and continuous-action tasks")
     num_envs = num_tasks * envs_per_task
+    backend_of_task = np.repeat(np.arange(len(backends)), [b.num_tasks for b in backends])
+    starts = np.cumsum([0] + [b.num_envs for b in backends])  # first env of each backend
 
     # A raw uint32 key, like the ones the loop passes: the same input types let MJX's traced
     # reset be reused (mjx_backend.traced_once) instead of traced again for typed keys.
     obs_structs = [jax.eval_shape(b.reset, jax.random.PRNGKey(0))[1] for b in backends]
-    obs_shapes = [tuple(s.shape[1:]) for s in obs_structs]  # per-env obs shape per task
+    obs_shapes = [tuple(obs_structs[b].shape[1:]) for b in backend_of_task]  # per task
     obs_dims = tuple(int(np.prod(s)) for s in obs_shapes)
     if discrete:  # image observations: no padding, so they must agree
         if len(set(obs_shapes)) != 1:
@@ -75,7 +80,7 @@ def make_multitask(
     else:
         obs_shape = (max(obs_dims),)
     obs_dim = int(np.prod(obs_shape))
-    action_dims = tuple(b.action_dim for b in backends)
+    action_dims = tuple(backends[b].action_dim for b in backend_of_task)
     action_dim = max(action_dims)
     task_ids = np.repeat(np.arange(num_tasks, dtype=np.int32), envs_per_task)
     action_mask = (np.arange(action_dim)[None, :] < np.asarray(action_dims)[task_ids, None])
@@ -86,11 +91,11 @@ def make_multitask(
             return obs
         return jnp.pad(obs.astype(jnp.float32), ((0, 0), (0, obs_dim - obs.shape[1])))
 
-    def task_slice(x: jax.Array, t: int) -> jax.Array:
-        return x[t * envs_per_task : (t + 1) * envs_per_task]
+    def backend_slice(x: jax.Array, b: int) -> jax.Array:
+        return x[starts[b] : starts[b + 1]]
 
     def reset(key: jax.Array) -> EnvState:
-        keys = jax.random.split(key, num_tasks)
+        keys = jax.random.split(key, len(backends))
         states, obs = zip(*(b.reset(k) for b, k in zip(backends, keys, strict=True)), strict=True)
         obs = jnp.concatenate([pad(o) for o in obs])  # (num_envs, *obs_shape)
         zeros_f = jnp.zeros((num_envs,), jnp.float32)
@@ -115,13 +120,13 @@ def make_multitask(
     def step(state: EnvState, action: jax.Array) -> EnvState:
         """One step of every env; `action` is (num_envs, action_dim) float32 in [-1, 1]."""
         outs: list[BackendStep] = []
-        for t, b in enumerate(backends):
-            a_t = task_slice(action, t)
+        for i, b in enumerate(backends):
+            a_b = backend_slice(action, i)
             if discrete:
-                a_t = jnp.clip(a_t.astype(jnp.int32), 0, action_dims[t] - 1)  # (E,)
+                a_b = jnp.clip(a_b.astype(jnp.int32), 0, b.action_dim - 1)  # (E,)
             else:
-                a_t = a_t[:, : action_dims[t]].astype(jnp.float32)  # (E, A_t): mask padding
-            outs.append(b.step(state.backend[t], a_t))
+                a_b = a_b[:, : b.action_dim].astype(jnp.float32)  # (E, A_b): mask padding
+            outs.append(b.step(state.backend[i], a_b))
 
         def cat(field: str) -> jax.Array:
             return jnp.concatenate([getattr(o, field) for o in outs])
@@ -158,7 +163,7 @@ def make_multitask(
         episode_length=tuple(int(n) for n in episode_lengths),
         has_success=tuple(bool(s) for s in has_success),
         discrete=discrete,
-        renderables=tuple(b.renderable for b in backends),
+        renderables=tuple(backends[b].renderable for b in backend_of_task),
     )
 
 

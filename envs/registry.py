@@ -24,11 +24,11 @@ class TaskSpec:
     """One task: where it is implemented and how it is scored."""
 
     name: str  # canonical name, e.g. "dmc/cheetah-run"
-    suite: str  # "dmc" | "humanoidbench" | "metaworld" | "atari"
+    suite: str  # "dmc" | "humanoidbench" | "shadowhand" | "metaworld" | "atari"
     episode_length: int  # time limit in agent steps (a time-limit end is a truncation)
     action_repeat: int = 1  # simulator steps per agent step, as the backend applies it
     metric: str = "return"  # "return" | "success"
-    mjx_id: str | None = None  # MuJoCo Playground dm_control_suite name
+    mjx_id: str | None = None  # Playground dm_control_suite name / H1 task / ShadowHand object
     envpool_id: str | None = None  # EnvPool task id
     # Observation fields to concatenate, in order. EnvPool's DMC specs expose the union of fields
     # over a domain's tasks (e.g. humanoid-run also has an all-zero `position`), so tasks whose
@@ -205,9 +205,28 @@ def _humanoidbench_tasks() -> list[TaskSpec]:
     ]
 
 
+def _shadowhand_tasks() -> list[TaskSpec]:
+    """ShadowHand rotation about z, one task per generated object (`envs.shadowhand`), MJX only."""
+    from envs.shadowhand.objects import object_names
+    from envs.shadowhand.rotate import EPISODE_LENGTH
+
+    return [
+        TaskSpec(name=f"shadowhand/rotate-z/{name}", suite="shadowhand",
+                 episode_length=EPISODE_LENGTH, metric="success", mjx_id=name)
+        for name in object_names()
+    ]
+
+
 TASKS: dict[str, TaskSpec] = {
-    t.name: t for t in [*_dmc_tasks(), *_humanoidbench_tasks(), *_envpool_tasks()]
+    t.name: t
+    for t in [*_dmc_tasks(), *_humanoidbench_tasks(), *_shadowhand_tasks(), *_envpool_tasks()]
 }
+
+def _shadowhand_suite(part: str) -> tuple[str, ...]:
+    from envs.shadowhand.objects import TEST, TRAIN
+
+    return tuple(f"shadowhand/rotate-z/{name}" for name in (TRAIN if part == "train" else TEST))
+
 
 _METAWORLD_MT10 = (
     "reach", "push", "pick-place", "door-open", "drawer-open", "drawer-close",
@@ -240,6 +259,12 @@ SUITES: dict[str, tuple[str, ...]] = {
     "humanoidbench-h1-walk-stand-run": (
         "humanoidbench/h1-walk", "humanoidbench/h1-stand", "humanoidbench/h1-run",
     ),
+    # BRC's 85 training / 29 held-out objects (generated, envs/shadowhand/objects.py), family by
+    # family, so that the objects of one family share one batched model in `envs.make`.
+    "shadowhand-train": _shadowhand_suite("train"),
+    "shadowhand-test": _shadowhand_suite("test"),
+    # A handful of training objects, one family (one compiled model): CPU runs.
+    "shadowhand-boxes": _shadowhand_suite("train")[:4],
     "dmc-mjx": tuple(t.name for t in TASKS.values() if t.suite == "dmc" and t.mjx_id),
     "dmc-envpool": tuple(t.name for t in TASKS.values() if t.suite == "dmc" and t.envpool_id),
 }

@@ -159,6 +159,19 @@ def test_learns_the_toy_task(tmp_path):
     assert result["eval/mean_return"] > 7.0, result["eval/mean_return"]
 
 
+def test_eval_at_start_logs_the_starting_policy_at_step_zero(tmp_path):
+    cfg = tiny_config(tmp_path / "start", total_env_steps=80, eval_every=0, checkpoint_every=0,
+                      eval_at_start=True)
+    result = run_lib.run(cfg, env_factory=lambda c: (ToyEnv(), ToyEnv(envs_per_task=4)))
+    with open(tmp_path / "start" / "metrics.jsonl") as f:
+        rows = [json.loads(line) for line in f]
+    assert rows[0]["env_steps"] == 0 and "train/critic_loss" not in rows[0]
+    assert {"eval/toy/task0/return", "eval/toy/task0/success", "eval/mean_return",
+            "eval/mean_success"} <= set(rows[0])
+    assert rows[-1]["env_steps"] == 80 and "eval/mean_return" in rows[-1]  # the final eval
+    assert result["eval/mean_return"] == rows[-1]["eval/mean_return"]
+
+
 def test_profile_writes_a_trace(tmp_path):
     cfg = tiny_config(tmp_path / "prof", total_env_steps=240, profile=True, checkpoint_every=0)
     run_lib.run(cfg, env_factory=toy_factory)

@@ -1,0 +1,104 @@
+"""ShadowHand RotateZ: env-only throughput of one object vs many objects in one batch, and the
+random policy's success rate (the bar a learner must clear).
+
+    python -m benchmarks.shadowhand                       # CPU default, ~10 minutes alone
+    python -m benchmarks.shadowhand --num-envs 1024 4096  # on a GPU
+
+For each family in `--families`, the same number of envs is stepped as (a) one object and (b)
+`--objects` objects of the family in one batched model (each env gathers its object's model),
+side by side in one process, so their ratio is the cost of holding many objects in one batch.
+Then `--episodes` 100-step episodes of uniform random actions per object give the random
+policy's success rate (success at the episode's last step). Rows go to
+`benchmarks/results/shadowhand.jsonl`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tyro
+
+import envs
+from benchmarks.common import RESULTS_DIR, append_row, row_header
+from benchmarks.env_only import time_env
+from envs.shadowhand import objects
+
+RESULTS = RESULTS_DIR / "shadowhand.jsonl"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """ShadowHand throughput and random-policy baseline."""
+
+    families: tuple[str, ...] = ("box", "hull")
+    """Object families to time (one batched model each)."""
+    objects: int = 4
+    """Objects of a family in the many-object batch (its first training objects)."""
+    num_envs: tuple[int, ...] = (64,)
+    """Total envs per measurement (the many-object batch splits them evenly)."""
+    scan_len: int = 20
+    """Env steps per timed rollout."""
+    episodes: int = 16
+    """Random-policy episodes per object for the success baseline (0: skip)."""
+    out: Path = RESULTS
+    """JSONL file the rows are appended to."""
+
+
+def family_tasks(family: str, count: int) -> list[str]:
+    names = [n for n in objects.TRAIN if objects.family_of(n) == family][:count]
+    return [f"shadowhand/rotate-z/{n}" for n in names]
+
+
+def random_success(env: envs.Env, key: jax.Array) -> np.ndarray:
+    """Per-task success rate of uniform random actions over one episode of every env."""
+    length = max(env.episode_length)
+
+    def body(state, k):
+        action = jax.random.uniform(k, (env.num_envs, env.action_dim), jnp.float32, -1, 1)
+        state = env.step(state, action)
+        return state, None
+
+    @jax.jit
+    def run(key):
+        key_reset, key_steps = jax.random.split(key)
+        state, _ = jax.lax.scan(body, env.reset(key_reset), jax.random.split(key_steps, length))
+        return state.last_episode_success
+
+    success = np.asarray(run(key)).reshape(env.num_tasks, env.envs_per_task)
+    return success.mean(axis=1)
+
+
+def main(cfg: Config) -> None:
+    print(f"{'family':9} {'objects':>7} {'envs':>6} {'compile_s':>10} {'steps/s':>9}")
+    for family in cfg.families:
+        many = family_tasks(family, cfg.objects)
+        for num_envs in cfg.num_envs:
+            for tasks in (many[:1], many):
+                per_task = num_envs // len(tasks)
+                env = envs.make(tasks, per_task)
+                result = time_env(env, cfg.scan_len)
+                row = dict(row_header("shadowhand_env_only"),
+                           config=dict(family=family, tasks=tasks, envs_per_task=per_task,
+                                       num_envs=env.num_envs, scan_len=cfg.scan_len),
+                           **result)
+                append_row(cfg.out, row)
+                print(f"{family:9} {len(tasks):7d} {env.num_envs:6d} "
+                      f"{result['compile_s']:10.1f} {result['steps_per_s']:9.0f}", flush=True)
+        if cfg.episodes:
+            env = envs.make(many, cfg.episodes)
+            rates = random_success(env, jax.random.key(0))
+            row = dict(row_header("shadowhand_random_success"),
+                       config=dict(family=family, tasks=many, episodes_per_task=cfg.episodes),
+                       success=dict(zip(many, rates.tolist(), strict=True)),
+                       mean_success=float(rates.mean()))
+            append_row(cfg.out, row)
+            print(f"{family}: random-policy success {rates.mean():.3f} "
+                  f"({cfg.episodes} episodes x {len(many)} objects)", flush=True)
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Config))
