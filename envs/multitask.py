@@ -64,6 +64,8 @@ def make_multitask(
     discrete = backends[0].discrete
     if any(b.discrete != discrete for b in backends):
         raise ValueError("cannot mix discrete-action (Atari) and continuous-action tasks")
+    if any(b.num_tasks > 1 and b.renderable is not None for b in backends):
+        raise ValueError("a backend of several tasks cannot be drawn (renderable must be None)")
     num_envs = num_tasks * envs_per_task
     backend_of_task = np.repeat(np.arange(len(backends)), [b.num_tasks for b in backends])
     starts = np.cumsum([0] + [b.num_envs for b in backends])  # first env of each backend

@@ -216,15 +216,20 @@ def plot_curves(runs: Sequence[Run], path: str) -> None:
     cols = min(4, len(tasks) + 1)
     rows = -(-(len(tasks) + 1) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
-    panels = [("eval/mean_return", "mean over tasks")] + [(f"eval/{t}/return", t) for t in tasks]
-    for ax, (key, title) in zip(axes.flat, panels, strict=False):
+    # Tasks scored by success (MetaWorld, ShadowHand) are drawn as success rates.
+    metric = {t: "success" if any(f"eval/{t}/success" in r for run in runs for r in run.records)
+              else "return" for t in tasks}
+    mean = "success" if tasks and all(m == "success" for m in metric.values()) else "return"
+    panels = ([(f"eval/mean_{mean}", "mean over tasks", mean)]
+              + [(f"eval/{t}/{metric[t]}", t, metric[t]) for t in tasks])
+    for ax, (key, title, ylabel) in zip(axes.flat, panels, strict=False):
         for label, members in groups.items():
             x, mean, low, high = mean_curve(members, key)
             name = label if len(members) == 1 else f"{label} ({len(members)} seeds)"
             (line,) = ax.plot(x, mean, marker=".", label=name)
             if len(members) > 1:
                 ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
-        ax.set(title=title, xlabel="env steps per task", ylabel="eval return")
+        ax.set(title=title, xlabel="env steps per task", ylabel=f"eval {ylabel}")
         _steps_axis(ax)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
