@@ -105,10 +105,13 @@ def make(
             from envs.mjx_backend import load_shadowhand, make_mjx_backend
             from envs.shadowhand.objects import family_of
 
-            family = family_of(spec.mjx_id)
+            def group(s):  # (task, family): tasks of one group share one batched model
+                task, name = s.mjx_id.split("/")
+                return task, family_of(name)
+
             run = [spec]
             while (t + len(run) < len(specs) and specs[t + len(run)].suite == "shadowhand"
-                   and family_of(specs[t + len(run)].mjx_id) == family
+                   and group(specs[t + len(run)]) == group(spec)
                    and per_task.get(specs[t + len(run)].name, "auto") in ("mjx", "auto")):
                 run.append(specs[t + len(run)])
             env = load_shadowhand(tuple(s.mjx_id for s in run), mjx_impl)

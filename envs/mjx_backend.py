@@ -55,9 +55,7 @@ def load_mjx(spec: Any, impl: str = "jax") -> Any:
     One env object per task and implementation in a process (the train and eval envs of a run
     share it; it is only read), so that its physics is traced once (`traced_once`)."""
     if spec.suite == "shadowhand":
-        from envs.shadowhand import RotateZ, get_object
-
-        env = RotateZ((get_object(spec.mjx_id),), impl=impl)
+        env = load_shadowhand((spec.mjx_id,), impl)
         length = env.episode_length
     elif spec.suite == "humanoidbench":
         from envs.humanoidbench import H1Locomotion
@@ -73,12 +71,16 @@ def load_mjx(spec: Any, impl: str = "jax") -> Any:
 
 
 @functools.cache
-def load_shadowhand(objects: tuple[str, ...], impl: str = "jax") -> Any:
-    """The unbatched ShadowHand RotateZ env over `objects` (names of one family), one per
-    process and object tuple (see `load_mjx`)."""
+def load_shadowhand(ids: tuple[str, ...], impl: str = "jax") -> Any:
+    """The unbatched ShadowHand env over registry ids `<task>/<object>` (one task, objects of one
+    family), one per process and id tuple (see `load_mjx`)."""
     from envs.shadowhand import RotateZ, get_object
 
-    return RotateZ(tuple(get_object(name) for name in objects), impl=impl)
+    tasks = sorted({i.split("/")[0] for i in ids})
+    if len(tasks) != 1 or tasks[0] not in ("rotate-z", "rotate-z-dense"):
+        raise ValueError(f"one ShadowHand env holds one task, got {tasks}")
+    return RotateZ(tuple(get_object(i.split("/")[1]) for i in ids), impl=impl,
+                   dense=tasks[0] == "rotate-z-dense")
 
 
 @functools.cache

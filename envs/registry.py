@@ -205,15 +205,19 @@ def _humanoidbench_tasks() -> list[TaskSpec]:
     ]
 
 
+SHADOWHAND_TASKS = ("rotate-z", "rotate-z-dense")  # sparse (BRC's) and dense rewards
+
+
 def _shadowhand_tasks() -> list[TaskSpec]:
-    """ShadowHand rotation about z, one task per generated object (`envs.shadowhand`), MJX only."""
+    """ShadowHand rotation about z, one task per generated object (`envs.shadowhand`), MJX only;
+    `mjx_id` is `<task>/<object>`."""
     from envs.shadowhand.objects import object_names
     from envs.shadowhand.rotate import EPISODE_LENGTH
 
     return [
-        TaskSpec(name=f"shadowhand/rotate-z/{name}", suite="shadowhand",
-                 episode_length=EPISODE_LENGTH, metric="success", mjx_id=name)
-        for name in object_names()
+        TaskSpec(name=f"shadowhand/{task}/{name}", suite="shadowhand",
+                 episode_length=EPISODE_LENGTH, metric="success", mjx_id=f"{task}/{name}")
+        for task in SHADOWHAND_TASKS for name in object_names()
     ]
 
 
@@ -222,10 +226,10 @@ TASKS: dict[str, TaskSpec] = {
     for t in [*_dmc_tasks(), *_humanoidbench_tasks(), *_shadowhand_tasks(), *_envpool_tasks()]
 }
 
-def _shadowhand_suite(part: str) -> tuple[str, ...]:
+def _shadowhand_suite(part: str, task: str = "rotate-z") -> tuple[str, ...]:
     from envs.shadowhand.objects import TEST, TRAIN
 
-    return tuple(f"shadowhand/rotate-z/{name}" for name in (TRAIN if part == "train" else TEST))
+    return tuple(f"shadowhand/{task}/{name}" for name in (TRAIN if part == "train" else TEST))
 
 
 _METAWORLD_MT10 = (
@@ -265,6 +269,7 @@ SUITES: dict[str, tuple[str, ...]] = {
     "shadowhand-test": _shadowhand_suite("test"),
     # A handful of training objects, one family (one compiled model): CPU runs.
     "shadowhand-boxes": _shadowhand_suite("train")[:4],
+    "shadowhand-boxes-dense": _shadowhand_suite("train", "rotate-z-dense")[:4],
     "dmc-mjx": tuple(t.name for t in TASKS.values() if t.suite == "dmc" and t.mjx_id),
     "dmc-envpool": tuple(t.name for t in TASKS.values() if t.suite == "dmc" and t.envpool_id),
 }

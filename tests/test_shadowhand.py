@@ -36,6 +36,8 @@ def test_rotation_error_and_sparse_reward_match_hand_worked_values():
         assert err == pytest.approx(want, abs=1e-5)
         r, success = rotate.reward(jnp.asarray(quat), jnp.asarray(goal))
         assert bool(success) is ok and float(r) == (0.0 if ok else -1.0)
+        r, success = rotate.reward(jnp.asarray(quat), jnp.asarray(goal), dense=True)
+        assert bool(success) is ok and float(r) == pytest.approx(-want, abs=1e-5)
     # batched: (2, 4) quaternions
     r, _ = rotate.reward(jnp.asarray([_zq(0.0), _zq(1.0)]), jnp.asarray([_zq(0.05), _zq(0.0)]))
     np.testing.assert_array_equal(np.asarray(r), [0.0, -1.0])
@@ -118,6 +120,8 @@ def test_train_test_split_is_disjoint_stratified_and_seeded():
     assert suite_test == tuple(f"shadowhand/rotate-z/{n}" for n in test)
     spec = envs.get_task("shadowhand/rotate-z/hull-03")
     assert (spec.episode_length, spec.has_success, spec.backends) == (100, True, ("mjx",))
+    assert envs.get_task("shadowhand/rotate-z-dense/hull-03").mjx_id == "rotate-z-dense/hull-03"
+    assert len([t for t in envs.TASKS if t.startswith("shadowhand/")]) == 2 * 114
 
 
 def test_hand_model_is_the_gymnasium_hand_edited_for_mjx():

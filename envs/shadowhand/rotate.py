@@ -12,7 +12,8 @@ As in Gymnasium-Robotics (`envs/shadow_dexterous_hand/manipulate.py`, v1 as BRC 
 - observation (68) = hand joint positions (24), velocities (24), object velocity (6), object
   pose (7: position, quaternion w-first), goal pose (7);
 - reward = success - 1 (sparse), success = rotation error < 0.1 rad, the error being
-  2 arccos(clip(w)) of q_object * conj(q_goal) (Gymnasium-Robotics' formula: without |w|);
+  2 arccos(clip(w)) of q_object * conj(q_goal) (Gymnasium-Robotics' formula: without |w|); the
+  `dense` variant (Gymnasium-Robotics' `...RotateZDense-v1`) rewards minus the error;
 - the task's success flag (`eval/<task>/success`) is success at the last step of the episode, as
   Gymnasium-Robotics' `is_success` is read at the end of an episode.
 
@@ -96,9 +97,14 @@ def sample_goal(key: jax.Array, position: jax.Array) -> jax.Array:
     return jnp.concatenate([position, z_rotation(angle)])
 
 
-def reward(quat: jax.Array, goal_quat: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(sparse reward success - 1, success) for object / goal quaternions (..., 4)."""
-    success = rotation_error(quat, goal_quat) < ROTATION_THRESHOLD
+def reward(quat: jax.Array, goal_quat: jax.Array,
+           dense: bool = False) -> tuple[jax.Array, jax.Array]:
+    """(reward, success) for object / goal quaternions (..., 4): the sparse reward success - 1,
+    or (`dense`, Gymnasium-Robotics' `...RotateZDense-v1`) minus the rotation error."""
+    error = rotation_error(quat, goal_quat)
+    success = error < ROTATION_THRESHOLD
+    if dense:
+        return -error, success
     return success.astype(jnp.float32) - 1.0, success
 
 
@@ -187,7 +193,7 @@ class RotateZ:
     observation_size = OBSERVATION_SIZE
     dt = N_SUBSTEPS * TIMESTEP  # seconds per env step (25 Hz)
 
-    def __init__(self, objects: Sequence[ObjectSpec], impl: str = "jax"):
+    def __init__(self, objects: Sequence[ObjectSpec], impl: str = "jax", dense: bool = False):
         from mujoco import mjx
 
         if impl != "jax":
@@ -197,6 +203,7 @@ class RotateZ:
         if len(families) != 1:
             raise ValueError(f"one RotateZ holds objects of one family, got {families}")
         self.objects = tuple(objects)
+        self.dense = dense
         self.num_variants = len(self.objects)
         self.mj_models = [hand.hand_model(o) for o in self.objects]
         self.batch = ModelBatch([mjx.put_model(m, impl=impl) for m in self.mj_models],
@@ -252,7 +259,7 @@ class RotateZ:
     def step(self, state: State, action: jax.Array) -> State:
         model = self.batch.model(state.variant)
         data = self.physics(model, state.data, action)
-        r, success = reward(self.object_pose(data)[3:], state.goal[3:])
+        r, success = reward(self.object_pose(data)[3:], state.goal[3:], self.dense)
         diverged = ~(jnp.isfinite(data.qpos).all() & jnp.isfinite(data.qvel).all())
         return state.replace(
             data=data, obs=self._obs(data, state.goal), reward=r,
