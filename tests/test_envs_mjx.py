@@ -156,7 +156,7 @@ class _CounterEnv:
 
 
 def test_termination_vs_truncation_with_a_counter_env():
-    backend = make_mjx_backend(_CounterEnv(), num_envs=1, episode_length=3)
+    backend = make_mjx_backend(_CounterEnv(), envs_per_task=1, episode_length=3)
     env = envs.make_multitask(["counter-a", "counter-b"], ["mjx", "mjx"],
                               [backend, make_mjx_backend(_CounterEnv(), 1, 6)], [3, 6],
                               [False, False])
@@ -222,8 +222,8 @@ def test_physics_is_traced_once_per_env_object():
     """Two backends of one env object (a run's train and eval envs: 3 and 2 envs), their size
     probe (eval_shape) and two compiled rollouts trace its reset and step once each."""
     env = _TracedCounterEnv()
-    train = make_mjx_backend(env, num_envs=3, episode_length=2)
-    evaluation = make_mjx_backend(env, num_envs=2, episode_length=2)
+    train = make_mjx_backend(env, envs_per_task=3, episode_length=2)
+    evaluation = make_mjx_backend(env, envs_per_task=2, episode_length=2)
 
     def rollout(backend, key):
         state, _ = backend.reset(key)
