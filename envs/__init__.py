@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 
 from envs.core import BackendStep, Env, EnvState, Renderable, TaskBackend
@@ -62,6 +63,16 @@ def _pick_backend(spec: TaskSpec, wanted: str) -> str:
     return wanted
 
 
+def _batch_key(spec: TaskSpec, backend: str) -> tuple:
+    """Tasks with equal keys, when consecutive, are stepped by one backend."""
+    if spec.suite == "shadowhand" and backend == "mjx":
+        from envs.shadowhand.objects import family_of
+
+        task, name = spec.mjx_id.split("/")
+        return ("shadowhand", task, family_of(name))
+    return ("task", spec.name)
+
+
 def make(
     tasks: str | Sequence[str],
     envs_per_task: int,
@@ -94,42 +105,29 @@ def make(
         per_task = {get_task(k).name: v for k, v in backend.items()}
     else:
         per_task = {spec.name: backend for spec in specs}
+    chosen = [_pick_backend(spec, per_task.get(spec.name, "auto")) for spec in specs]
     backend_names, backends, lengths = [], [], []
-    t = 0
-    while t < len(specs):
-        spec = specs[t]
-        chosen = _pick_backend(spec, per_task.get(spec.name, "auto"))
+    t = 0  # first task of the current backend
+    # Consecutive tasks with one batch key share a backend (ShadowHand objects of one family and
+    # reward: one batched model, one compiled step); every other task has its own.
+    for _, group in itertools.groupby(zip(specs, chosen, strict=True),
+                                      key=lambda sc: _batch_key(*sc)):
+        run = [spec for spec, _ in group]
+        spec, name = run[0], chosen[t]
         length = episode_length or spec.episode_length
-        if chosen == "mjx" and spec.suite == "shadowhand":
-            # Consecutive objects of one family share one batched model (one compiled step).
-            from envs.mjx_backend import load_shadowhand, make_mjx_backend
-            from envs.shadowhand.objects import family_of
-
-            def group(s):  # (task, family): tasks of one group share one batched model
-                task, name = s.mjx_id.split("/")
-                return task, family_of(name)
-
-            run = [spec]
-            while (t + len(run) < len(specs) and specs[t + len(run)].suite == "shadowhand"
-                   and group(specs[t + len(run)]) == group(spec)
-                   and per_task.get(specs[t + len(run)].name, "auto") in ("mjx", "auto")):
-                run.append(specs[t + len(run)])
-            env = load_shadowhand(tuple(s.mjx_id for s in run), mjx_impl)
-            backends.append(make_mjx_backend(env, envs_per_task, length))
-        elif chosen == "mjx":
+        if name == "mjx":
             from envs.mjx_backend import load_mjx, make_mjx_backend
 
-            run = [spec]
-            backends.append(make_mjx_backend(load_mjx(spec, mjx_impl), envs_per_task, length))
+            backends.append(make_mjx_backend(load_mjx(tuple(run), mjx_impl), envs_per_task,
+                                             length))
         else:
             from envs.envpool_backend import make_envpool_backend
 
-            run = [spec]
             task_seed = (seed + t * envs_per_task) % (2**31 - envs_per_task)
             backends.append(
                 make_envpool_backend(spec, envs_per_task, task_seed, length, envpool_threads)
             )
-        backend_names.extend([chosen] * len(run))
+        backend_names.extend([name] * len(run))
         lengths.extend([length] * len(run))
         t += len(run)
     return make_multitask(

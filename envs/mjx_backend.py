@@ -48,15 +48,29 @@ def load_playground(mjx_id: str, impl: str = "jax", **config_overrides: Any) -> 
     return env
 
 
-@functools.cache
-def load_mjx(spec: Any, impl: str = "jax") -> Any:
-    """The unbatched MJX env of registry task `spec` (Playground's DMC, or our HumanoidBench H1).
+def load_mjx(specs: Any, impl: str = "jax") -> Any:
+    """The unbatched MJX env of registry task `specs` (Playground's DMC, our HumanoidBench H1),
+    or of a tuple of ShadowHand tasks of one reward and object family (one batched model).
 
     One env object per task and implementation in a process (the train and eval envs of a run
     share it; it is only read), so that its physics is traced once (`traced_once`)."""
+    return _load_mjx(specs if isinstance(specs, tuple) else (specs,), impl)
+
+
+@functools.cache
+def _load_mjx(specs: tuple, impl: str) -> Any:
+    spec = specs[0]
     if spec.suite == "shadowhand":
-        env = load_shadowhand((spec.mjx_id,), impl)
+        from envs.shadowhand import RotateZ, get_object
+
+        tasks = {s.mjx_id.split("/")[0] for s in specs}
+        if len(tasks) != 1 or any(s.suite != "shadowhand" for s in specs):
+            raise ValueError(f"one ShadowHand env holds one task, got {sorted(tasks)}")
+        env = RotateZ(tuple(get_object(s.mjx_id.split("/")[1]) for s in specs), impl=impl,
+                      dense=tasks == {"rotate-z-dense"})
         length = env.episode_length
+    elif len(specs) > 1:
+        raise ValueError(f"only ShadowHand tasks share one env, got {[s.name for s in specs]}")
     elif spec.suite == "humanoidbench":
         from envs.humanoidbench import H1Locomotion
 
@@ -68,19 +82,6 @@ def load_mjx(spec: Any, impl: str = "jax") -> Any:
     if length != spec.episode_length:
         raise ValueError(f"{spec.name}: the env's episode length {length} != the registry's")
     return env
-
-
-@functools.cache
-def load_shadowhand(ids: tuple[str, ...], impl: str = "jax") -> Any:
-    """The unbatched ShadowHand env over registry ids `<task>/<object>` (one task, objects of one
-    family), one per process and id tuple (see `load_mjx`)."""
-    from envs.shadowhand import RotateZ, get_object
-
-    tasks = sorted({i.split("/")[0] for i in ids})
-    if len(tasks) != 1 or tasks[0] not in ("rotate-z", "rotate-z-dense"):
-        raise ValueError(f"one ShadowHand env holds one task, got {tasks}")
-    return RotateZ(tuple(get_object(i.split("/")[1]) for i in ids), impl=impl,
-                   dense=tasks[0] == "rotate-z-dense")
 
 
 @functools.cache

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import mujoco
 import numpy as np
 
 FAMILIES = ("box", "sphere", "capsule", "hull", "compound")
@@ -78,12 +79,9 @@ def _half_height(g: Geom) -> float:
 
 
 def _quat_to_mat(q: np.ndarray) -> np.ndarray:
-    w, x, y, z = q / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    mat = np.zeros(9)
+    mujoco.mju_quat2Mat(mat, np.asarray(q, np.float64) / np.linalg.norm(q))
+    return mat.reshape(3, 3)
 
 
 def _horizontal_axis_quat(rng: np.random.Generator) -> tuple[float, float, float, float]:
@@ -92,14 +90,8 @@ def _horizontal_axis_quat(rng: np.random.Generator) -> tuple[float, float, float
     # rotate by pi/2 about x (z -> -y), then by `yaw` about z
     qx = np.array([np.cos(np.pi / 4), np.sin(np.pi / 4), 0.0, 0.0])
     qz = np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
-    w1, x1, y1, z1 = qz
-    w2, x2, y2, z2 = qx
-    q = np.array([
-        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-        w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
-    ])
+    q = np.zeros(4)
+    mujoco.mju_mulQuat(q, qz, qx)
     return tuple(float(v) for v in q)
 
 
@@ -118,7 +110,6 @@ def hull_points(rng: np.random.Generator, n: int = HULL_POINTS) -> np.ndarray:
 def hull_has_fixed_topology(points: np.ndarray) -> bool:
     """Whether MJX sees the hull of `points` (n, 3) as n vertices, 2n - 4 triangles and
     3n - 6 edges (no faces merged as coplanar), the shapes every hull of the family shares."""
-    import mujoco
     from mujoco import mjx
 
     n = len(points)

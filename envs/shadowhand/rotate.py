@@ -162,7 +162,6 @@ class ModelBatch:
                 self.varying.append(i)
                 table.append(jnp.asarray(np.stack(values)))
         self._table = tuple(table)
-        self.size = len(mjx_models)
 
     def model(self, index: jax.Array) -> Any:
         leaves = list(self._base)
