@@ -65,7 +65,9 @@ def physics_trace(env, state):
     import jax.numpy as jnp
 
     first = jnp.arange(env.num_tasks) * env.envs_per_task
-    qpos = tuple(env.renderables[t].qpos(state.backend[t])[0] for t in drawable_tasks(env))
+    backend = getattr(env, "task_backend", ()) or range(env.num_tasks)  # task -> backend state
+    qpos = tuple(env.renderables[t].qpos(state.backend[backend[t]])[0]
+                 for t in drawable_tasks(env))
     return qpos, (state.terminated | state.truncated)[first]
 
 

@@ -108,3 +108,5 @@ class Env:
     has_success: tuple[bool, ...]  # whether a task reports a success flag
     discrete: bool = False  # True for discrete-action (Atari) envs: step takes (num_envs,) int32
     renderables: tuple[Renderable | None, ...] = ()  # per task, for videos (None: not drawable)
+    # per task, the index of its backend in `EnvState.backend` (empty: task t is backend t)
+    task_backend: tuple[int, ...] = ()

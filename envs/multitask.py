@@ -166,6 +166,7 @@ def make_multitask(
         has_success=tuple(bool(s) for s in has_success),
         discrete=discrete,
         renderables=tuple(backends[b].renderable for b in backend_of_task),
+        task_backend=tuple(int(b) for b in backend_of_task),
     )
 
 

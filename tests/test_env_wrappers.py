@@ -50,3 +50,37 @@ def test_pad_env_adds_zero_observations_and_ignores_extra_actions():
         np.testing.assert_array_equal(obs_p[:, 3:], 0.0)
         np.testing.assert_array_equal(r_p, r)
     assert envs.pad_env(base, 3, 2) is base
+
+
+def test_multitask_maps_tasks_onto_backends_of_several_tasks():
+    """A backend of two tasks (3 envs each) then one of one task: task-major ids, per-task sizes,
+    and each task's backend (videos read a task's physics from it)."""
+    import jax
+    import jax.numpy as jnp
+
+    from envs import BackendStep, TaskBackend, make_multitask
+
+    def backend(num_tasks, obs_dim, action_dim):
+        n = 3 * num_tasks
+
+        def reset(key):
+            return jnp.zeros(()), jnp.full((n, obs_dim), float(obs_dim))
+
+        def step(state, action):
+            obs = jnp.broadcast_to(action.sum(1, keepdims=True), (n, obs_dim))
+            zeros = jnp.zeros((n,), bool)
+            return BackendStep(state=state, obs=obs, final_obs=obs, reward=action[:, 0],
+                               terminated=zeros, truncated=zeros, success=zeros)
+
+        return TaskBackend(reset=reset, step=step, num_envs=n, action_dim=action_dim,
+                           num_tasks=num_tasks)
+
+    env = make_multitask(["a", "b", "c"], ["mjx"] * 3, [backend(2, 4, 2), backend(1, 5, 3)],
+                         [10] * 3, [False] * 3)
+    assert (env.num_tasks, env.envs_per_task, env.num_envs) == (3, 3, 9)
+    assert env.obs_dims == (4, 4, 5) and env.action_dims == (2, 2, 3)
+    assert env.task_backend == (0, 0, 1)
+    assert env.task_ids.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    state = env.step(env.reset(jax.random.PRNGKey(0)), jnp.ones((9, 3)))
+    # the two-task backend got 2 action components per env, the other 3
+    assert state.obs[:, 0].tolist() == [2.0] * 6 + [3.0] * 3
