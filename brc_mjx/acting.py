@@ -8,6 +8,8 @@ normaliser updates). Both talk to environments only through the functional ``env
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 
@@ -85,8 +87,11 @@ def actor_step(
     return next_state, transition
 
 
-def deterministic_step(learner: Learner, env, learner_state: LearnerState, env_state):
-    """Step every env under the deterministic policy ``tanh(mean)`` (evaluation, videos)."""
+def deterministic_step(learner: Learner, env, learner_state: LearnerState, env_state,
+                       key: jax.Array | None = None):
+    """Step every env under the deterministic policy ``tanh(mean)`` (evaluation, videos);
+    ``key`` is unused (evaluation policies that explore take one)."""
+    del key
     mean, _ = losses.policy(
         learner.nets, learner_state.actor_params, learner_state.critic_params,
         env_state.obs, env_state.task_id,
@@ -95,23 +100,27 @@ def deterministic_step(learner: Learner, env, learner_state: LearnerState, env_s
 
 
 def evaluate(
-    learner: Learner, env, learner_state: LearnerState, key: jax.Array, num_steps: int,
-    trace: bool = False,
+    learner, env, learner_state, key: jax.Array, num_steps: int, trace: bool = False,
+    policy_step: Callable = deterministic_step,
 ) -> dict[str, jax.Array]:
-    """Run one deterministic episode in every env of ``env`` (an eval batch) for ``num_steps``.
+    """Run one evaluation episode in every env of ``env`` (an eval batch), ``num_steps`` at most.
 
-    Each env's first finished episode counts. Returns per-task arrays ``(num_tasks,)``:
-    ``return`` (mean episode return), ``success`` (mean success, where the task has one) and
-    ``finished`` (fraction of envs whose episode finished within ``num_steps``). With ``trace``
-    also ``qpos`` and ``ended`` of ``video.physics_trace`` (the first env of every drawable
-    task, for videos).
+    ``policy_step(learner, env, learner_state, env_state, key) -> env_state`` steps the envs
+    under the evaluation policy (default: the deterministic ``tanh(mean)``). Each env's first
+    finished episode counts; without ``trace`` the loop stops as soon as every env has finished
+    one (long, variable-length episodes such as Atari's). Returns per-task arrays
+    ``(num_tasks,)``: ``return`` (mean episode return), ``success`` (mean success, where the task
+    has one) and ``finished`` (fraction of envs whose episode finished within ``num_steps``).
+    With ``trace`` also ``qpos`` and ``ended`` of ``video.physics_trace`` (the first env of
+    every drawable task, for videos), over all ``num_steps``.
     """
     task_ids = jnp.asarray(env.task_ids)
     num_tasks = env.num_tasks
 
-    def body(carry, _):
+    def body(carry, t):
         env_state, done_once, ret, success = carry
-        env_state = deterministic_step(learner, env, learner_state, env_state)
+        env_state = policy_step(learner, env, learner_state, env_state,
+                                jax.random.fold_in(key, t))
         ended = jnp.logical_or(env_state.terminated, env_state.truncated)
         first = jnp.logical_and(ended, jnp.logical_not(done_once))
         ret = jnp.where(first, env_state.last_episode_return, ret)
@@ -122,7 +131,17 @@ def evaluate(
     env_state = env.reset(key)
     n = env_state.obs.shape[0]
     init = (env_state, jnp.zeros(n, bool), jnp.zeros(n, jnp.float32), jnp.zeros(n, bool))
-    (_, done_once, ret, success), steps = jax.lax.scan(body, init, None, length=num_steps)
+    if trace:
+        (_, done_once, ret, success), steps = jax.lax.scan(body, init,
+                                                           jnp.arange(1, num_steps + 1))
+    else:
+        def unfinished(loop):
+            t, (_, done_once, _, _) = loop
+            return jnp.logical_and(t <= num_steps, jnp.logical_not(jnp.all(done_once)))
+
+        _, (_, done_once, ret, success) = jax.lax.while_loop(
+            unfinished, lambda loop: (loop[0] + 1, body(loop[1], loop[0])[0]),
+            (jnp.ones((), jnp.int32), init))
 
     def per_task(x):
         total = jax.ops.segment_sum(x.astype(jnp.float32), task_ids, num_segments=num_tasks)

@@ -125,6 +125,46 @@ def validate(cfg: LearnerConfig) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
+class DiscreteConfig:
+    """The discrete-action (Atari) variant of BRC, built on DrQ(epsilon); used when the tasks
+    have discrete actions. Optimiser, network sizes, gamma, tau and reward normalisation come from
+    ``learner`` (its actor and temperature fields are unused)."""
+
+    n_step: int = 10
+    """n of the n-step TD target (DrQ(epsilon): 10); it stops at an episode end."""
+    epsilon_start: float = 1.0
+    """Exploration epsilon right after the warm-up (the warm-up itself acts uniformly)."""
+    epsilon_end: float = 0.01
+    """Epsilon after the decay."""
+    epsilon_decay_steps: int = 5_000
+    """Transitions per task over which epsilon decays linearly, counted from the warm-up's end."""
+    eval_epsilon: float = 0.001
+    """Epsilon of the evaluation episodes (DrQ(epsilon): 0.001)."""
+    augment_pad: int = 4
+    """Random-shift augmentation of image observations (DrQ): pad by this many pixels
+    (replicating the edge) and crop back at a random offset; 0 turns it off."""
+
+
+def validate_discrete(cfg: DiscreteConfig) -> None:
+    """Raise ``ValueError`` with one clear line for the first invalid field of ``cfg``."""
+    checks = [
+        (cfg.n_step >= 1, f"discrete.n_step must be >= 1, got {cfg.n_step}"),
+        (0.0 <= cfg.epsilon_start <= 1.0,
+         f"discrete.epsilon_start must be in [0, 1], got {cfg.epsilon_start}"),
+        (0.0 <= cfg.epsilon_end <= 1.0,
+         f"discrete.epsilon_end must be in [0, 1], got {cfg.epsilon_end}"),
+        (cfg.epsilon_decay_steps >= 0,
+         f"discrete.epsilon_decay_steps must be >= 0, got {cfg.epsilon_decay_steps}"),
+        (0.0 <= cfg.eval_epsilon <= 1.0,
+         f"discrete.eval_epsilon must be in [0, 1], got {cfg.eval_epsilon}"),
+        (cfg.augment_pad >= 0, f"discrete.augment_pad must be >= 0, got {cfg.augment_pad}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+
+
+@dataclasses.dataclass(frozen=True)
 class EnvConfig:
     """Which tasks to train on and how many parallel environments."""
 
@@ -189,6 +229,8 @@ class TrainConfig:
     """Tasks and parallel environments."""
     learner: LearnerConfig = dataclasses.field(default_factory=LearnerConfig)
     """Learner hyper-parameters and network sizes."""
+    discrete: DiscreteConfig = dataclasses.field(default_factory=DiscreteConfig)
+    """The discrete-action (Atari) learner's own settings (used only for discrete tasks)."""
     replay: ReplayConfig = dataclasses.field(default_factory=ReplayConfig)
     """Replay buffer."""
     mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)

@@ -128,7 +128,8 @@ class Logger:
                  f"updates/s {record.get('perf/updates_per_s', 0):6.1f}"]
         if "train/critic_loss" in record and record["train/critic_loss"] != 0:
             parts.append(f"critic {record['train/critic_loss']:.3f}")
-            parts.append(f"alpha {record.get('train/alpha', 0):.4f}")
+            if "train/alpha" in record:  # discrete-action learners have no temperature
+                parts.append(f"alpha {record['train/alpha']:.4f}")
         if "perf/compile_s" in record:
             parts.append(f"compile {record['perf/compile_s']:.1f}s")
         if "eval/mean_return" in record:

@@ -16,9 +16,10 @@ import jax
 import numpy as np
 
 from brc_mjx import checkpoint, parallel, profiling, rundir, train, transfer, video, warmstart
-from brc_mjx.acting import evaluate
+from brc_mjx.acting import deterministic_step, evaluate
 from brc_mjx.analysis import diagnostics
 from brc_mjx.config import TrainConfig, to_json
+from brc_mjx.discrete import acting as discrete_acting
 from brc_mjx.logger import Logger, run_metadata
 from envs import normalised_scores
 
@@ -230,12 +231,17 @@ def run(
     eval_fn = None
     videos = video_plan(cfg, eval_env, logger)  # the same on every process: one eval program
     if eval_env is not None:
+        policy_step = discrete_acting.eval_step if env.discrete else deterministic_step
         eval_fn = jax.jit(functools.partial(evaluate, learner, eval_env,
-                                            num_steps=derived.max_episode_length, trace=videos))
+                                            num_steps=derived.max_episode_length, trace=videos,
+                                            policy_step=policy_step))
         eval_fn = compile_side(eval_fn, (state.learner, eval_key), f"evaluate:{videos}", cfg,
                                eval_env, program.mesh, export_dir)
     diag_fn = None
-    if derived.diagnostics_every_epochs:
+    if derived.diagnostics_every_epochs and env.discrete:
+        logger.console("diagnostics off: they read the continuous learner's actor and "
+                       "temperature (discrete-action runs have none)")
+    elif derived.diagnostics_every_epochs:
         diag_key = jax.random.PRNGKey(cfg.seed + 2)
         diag_fn = jax.jit(functools.partial(diagnostics.diagnose, learner,
                                             cfg.diagnostics_per_task))

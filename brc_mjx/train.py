@@ -6,6 +6,10 @@
     lax.scan over train_step      train_epoch
     jax.jit(train_epoch, donate)  make_train_epoch: one compiled program, TrainState donated
 
+Discrete-action tasks (Atari) run the same loop with the peer learner of ``brc_mjx.discrete``:
+epsilon-greedy acting, the frame-efficient replay with n-step windows, and the critic-only
+``sgd_step``; the few places that differ call ``_discrete`` pieces below.
+
 Nothing inside an epoch touches the host. The thin host loop (``brc_mjx.run``) evaluates, logs and
 checkpoints between epochs.
 """
@@ -28,6 +32,9 @@ from brc_mjx import replay as replay_lib
 from brc_mjx.acting import actor_step
 from brc_mjx.config import TrainConfig, to_json
 from brc_mjx.config import validate as validate_learner
+from brc_mjx.discrete import acting as discrete_acting
+from brc_mjx.discrete import learner as discrete_learner
+from brc_mjx.discrete import replay as frame_replay
 from brc_mjx.learner import Learner, LearnerState, make_learner, sgd_step
 from brc_mjx.learner import init_state as init_learner_state
 from brc_mjx.transfer import Plan
@@ -39,8 +46,8 @@ OBS_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.f
 class TrainState:
     """All training state in one pytree: learner, replay, envs, PRNG key, counter."""
 
-    learner: LearnerState
-    replay: replay_lib.ReplayState
+    learner: LearnerState  # or a DiscreteLearnerState (discrete tasks)
+    replay: replay_lib.ReplayState  # or a frame_replay.FrameReplayState (discrete tasks)
     env: object  # envs.EnvState
     key: jax.Array  # raw uint32 PRNG key (checkpointable)
     env_steps: jax.Array  # () int32 vectorized env steps taken
@@ -118,6 +125,14 @@ def derive(cfg: TrainConfig, env, plan=None) -> Derived:
             f"env has {env.num_envs} envs for {env.num_tasks} tasks, but env.envs_per_task is {e}"
         )
     epoch_transitions = cfg.steps_per_epoch * e  # per task
+    if env.discrete:  # each env's ring must hold a frame stack and an n-step window, with room
+        stack = env.obs_shape[0] if len(env.obs_shape) == 3 else 1
+        slots = cfg.replay.capacity_per_task // e
+        if slots < 4 * (cfg.discrete.n_step + stack):
+            raise ValueError(
+                f"replay.capacity_per_task {cfg.replay.capacity_per_task} gives {slots} slots per "
+                f"env ({e} envs per task); discrete tasks need at least "
+                f"{4 * (cfg.discrete.n_step + stack)} (4 x (n_step + frame stack))")
     epochs = max(1, math.ceil(cfg.total_env_steps / epoch_transitions))
 
     def every(n):
@@ -153,6 +168,9 @@ def example_transition(env) -> replay_lib.Transition:
 
 def replay_bytes(cfg: TrainConfig, env, derived: Derived | None = None) -> int:
     """Bytes of the replay buffer (and of a seeded one) for this run, without allocating."""
+    if env.discrete:
+        return frame_replay.memory_bytes(env.obs_shape, _obs_dtype(env), env.num_tasks,
+                                         env.envs_per_task, cfg.replay.capacity_per_task)
     example = example_transition(env)
     total = replay_lib.memory_bytes(example, env.num_tasks, cfg.replay.capacity_per_task,
                                     OBS_DTYPES[cfg.replay.obs_dtype])
@@ -162,9 +180,33 @@ def replay_bytes(cfg: TrainConfig, env, derived: Derived | None = None) -> int:
     return total
 
 
+def _obs_dtype(env):
+    """The dtype of the env's observations (uint8 frames for Atari)."""
+    return jax.eval_shape(env.reset, jax.random.PRNGKey(0)).obs.dtype
+
+
+def _init_discrete(cfg: TrainConfig, learner, env, derived: Derived, key) -> TrainState:
+    """Fresh state of a discrete run: the frame replay starts with the envs' first frames."""
+    key, key_learner, key_env = jax.random.split(key, 3)
+    env_state = env.reset(key_env)
+    replay = frame_replay.init(env.obs_shape, env_state.obs.dtype, env.num_tasks,
+                               env.envs_per_task, cfg.replay.capacity_per_task)
+    return TrainState(
+        learner=discrete_learner.init_state(learner, key_learner, derived.num_envs,
+                                            derived.max_episode_length),
+        replay=frame_replay.begin(replay, env_state.obs),
+        env=env_state,
+        key=key,
+        env_steps=jnp.zeros((), jnp.int32),
+    )
+
+
 def init_train_state(cfg: TrainConfig, learner: Learner, env, derived: Derived) -> TrainState:
     """Fresh state: learner params, empty replay, reset envs, the run's PRNG key."""
     key = jax.random.PRNGKey(cfg.seed)
+    if env.discrete:
+        state = _init_discrete(cfg, learner, env, derived, key)
+        return jax.tree.map(lambda x: jnp.array(x, copy=True), state)
     key, key_learner, key_env = jax.random.split(key, 3)
     state = TrainState(
         learner=init_learner_state(
@@ -201,12 +243,21 @@ def _learn(learner: Learner, cfg: TrainConfig, derived: Derived, batch_sharding,
            replay, offline, key):
     """``updates_per_step`` gradient steps on fresh replay batches; mean metrics."""
 
+    discrete = isinstance(learner, discrete_learner.DiscreteLearner)
+
     def one(state, k):
         key_sample, key_sgd = jax.random.split(k)
         with jax.named_scope("sample"):
-            batch = _sample(replay, offline, key_sample, cfg.batch_size, derived.offline_batch)
+            if discrete:
+                batch = frame_replay.sample(replay, key_sample, cfg.batch_size,
+                                            cfg.discrete.n_step, learner.cfg.gamma)
+            else:
+                batch = _sample(replay, offline, key_sample, cfg.batch_size,
+                                derived.offline_batch)
             if batch_sharding is not None:
                 batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+        if discrete:
+            return discrete_learner.sgd_step(learner, state, batch, key_sgd)
         return sgd_step(learner, state, batch, key_sgd)
 
     learner_state, metrics = jax.lax.scan(one, learner_state, jax.random.split(
@@ -225,13 +276,24 @@ def train_step(
     """
     key, key_act, key_learn = jax.random.split(state.key, 3)
     warmup = state.env_steps < derived.warmup_vector_steps
-    env_state, transition = actor_step(learner, env, state.learner, state.env, key_act, warmup)
-    with jax.named_scope("replay_add"):
-        replay = replay_lib.add(state.replay, transition)
+    if isinstance(learner, discrete_learner.DiscreteLearner):
+        env_state, action = discrete_acting.actor_step(
+            learner, env, state.learner, state.env, key_act,
+            state.env_steps * cfg.env.envs_per_task,
+            derived.warmup_vector_steps * cfg.env.envs_per_task)
+        with jax.named_scope("replay_add"):
+            replay = frame_replay.add(state.replay, action, env_state.reward,
+                                      env_state.terminated, env_state.truncated,
+                                      env_state.final_obs, env_state.obs)
+    else:
+        env_state, transition = actor_step(learner, env, state.learner, state.env, key_act,
+                                           warmup)
+        with jax.named_scope("replay_add"):
+            replay = replay_lib.add(state.replay, transition)
     learner_state = state.learner.replace(
         normalizer=normalizer.update(
-            state.learner.normalizer, transition.reward, transition.terminated,
-            transition.truncated, transition.task_id, learner.cfg.gamma,
+            state.learner.normalizer, env_state.reward, env_state.terminated,
+            env_state.truncated, state.env.task_id, learner.cfg.gamma,
         )
     )
     learn = functools.partial(_learn, learner, cfg, derived, batch_sharding)
@@ -279,7 +341,11 @@ def train_epoch(
     out["updates"] = n_updated * cfg.updates_per_step
     out["episode_return_sum"] = jnp.sum(metrics["episode_return_sum"], axis=0)  # (num_tasks,)
     out["episodes"] = jnp.sum(metrics["episodes"], axis=0)
-    params = (state.learner.actor_params, state.learner.critic_params, state.learner.log_alpha)
+    if isinstance(learner, discrete_learner.DiscreteLearner):
+        params = state.learner.critic_params
+    else:
+        params = (state.learner.actor_params, state.learner.critic_params,
+                  state.learner.log_alpha)
     out["params_finite"] = jnp.all(
         jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)])
     )
@@ -321,8 +387,15 @@ def build(cfg: TrainConfig, env, plan=None) -> Program:
     learner's tasks and keeps a transferred network's task input.
     """
     plan = plan or Plan()  # no sources: the env's own tasks and sizes
-    learner = make_learner(cfg.learner, env.obs_dim, plan.learner_action_dims(env),
-                           task_input=plan.task_input(env), action_dim=env.action_dim)
+    if env.discrete:
+        if plan.active:
+            raise ValueError("--init-from / --replay-from are not supported for discrete-action "
+                             "(Atari) tasks yet")
+        learner = discrete_learner.make_learner(cfg.learner, cfg.discrete, env.obs_shape,
+                                                _obs_dtype(env), env.action_dims)
+    else:
+        learner = make_learner(cfg.learner, env.obs_dim, plan.learner_action_dims(env),
+                               task_input=plan.task_input(env), action_dim=env.action_dim)
     derived = derive(cfg, env, plan)
     mesh = parallel.make_mesh(cfg.mesh)
     abstract = jax.eval_shape(functools.partial(init_train_state, cfg, learner, env, derived))
@@ -347,7 +420,11 @@ def reset_envs(env, program: Program, state: TrainState) -> TrainState:
         key_env = jax.random.fold_in(state.key, state.env_steps)
         learner_state = state.learner.replace(
             normalizer=normalizer.drop_episodes(state.learner.normalizer))
-        return state.replace(env=env.reset(key_env), learner=learner_state)
+        env_state = env.reset(key_env)
+        replay = state.replay
+        if env.discrete:  # the frame replay starts new episodes at the reset frames
+            replay = frame_replay.begin(replay, env_state.obs)
+        return state.replace(env=env_state, learner=learner_state, replay=replay)
 
     return jax.jit(reset, in_shardings=(program.shardings,), out_shardings=program.shardings,
                    donate_argnums=0)(state)

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from brc_mjx.config import EnvConfig, LearnerConfig, ReplayConfig, TrainConfig
+from brc_mjx.config import (
+    DiscreteConfig,
+    EnvConfig,
+    LearnerConfig,
+    ReplayConfig,
+    TrainConfig,
+)
 from configs.models import model_preset
 
 
@@ -84,6 +90,57 @@ SHADOWHAND_64M = dataclasses.replace(
     replay=ReplayConfig(capacity_per_task=250_000),
 )
 
+# Atari 100k (Kaiser et al. 2020) with the discrete BRC learner on DrQ(epsilon)'s settings: 100k
+# agent steps (400k frames) of one game, 1 env, 1 update per step, batch 32, 1,600 uniform
+# warm-up steps, epsilon 1 -> 0.01 over 5k steps (0.001 in evaluation), 10-step targets, Adam(W)
+# lr 1e-4 / eps 1.5e-4, the target critic copied every step (tau 1), random shifts of 4 pixels.
+# Sticky actions (0.25), rewards clipped for training, minimal action sets (EnvPool's wrappers);
+# the evaluation reports the unclipped game score and its human-normalised score.
+ATARI_100K = TrainConfig(
+    env=EnvConfig(tasks=("atari/breakout",), backend="envpool", envs_per_task=1,
+                  eval_episodes=10),
+    learner=LearnerConfig(network=model_preset("brc-1m"), critic_lr=1e-4, adam_eps=1.5e-4,
+                          tau=1.0),
+    discrete=DiscreteConfig(),
+    replay=ReplayConfig(capacity_per_task=100_000),
+    batch_size=32,
+    updates_per_step=1,
+    total_env_steps=100_000,
+    warmup_env_steps=1_600,
+    steps_per_epoch=1_000,
+    eval_every=20_000,
+    checkpoint_every=20_000,
+    run_dir="runs/atari-100k",
+)
+
+# Several games in one network (task embedding after the encoder, per-game reward scales, the
+# games' action sets masked to their own): 100k steps per game, 1 env per game, a batch of 32
+# per game.
+ATARI_MULTIGAME = dataclasses.replace(
+    ATARI_100K,
+    env=EnvConfig(tasks=("atari/alien", "atari/boxing", "atari/breakout", "atari/pong",
+                         "atari/road-runner"), backend="envpool", envs_per_task=1,
+                  eval_episodes=10),
+    batch_size=160,
+    run_dir="runs/atari-multigame",
+)
+
+# Two games on a 2-core CPU: the atari-100k learner with 64k-parameter trunks, 4 envs per game
+# (one update per 4 transitions per game), 40k steps per game.
+ATARI_CPU = dataclasses.replace(
+    ATARI_100K,
+    env=EnvConfig(tasks=("atari/boxing", "atari/breakout"), backend="envpool", envs_per_task=4,
+                  eval_episodes=4),
+    learner=dataclasses.replace(ATARI_100K.learner, network=model_preset("brc-64k")),
+    batch_size=64,
+    total_env_steps=40_000,
+    warmup_env_steps=1_600,
+    steps_per_epoch=250,
+    eval_every=4_000,
+    checkpoint_every=20_000,
+    run_dir="runs/atari-cpu",
+)
+
 #: name -> (description, config); every field stays overridable on the command line.
 TRAIN_PRESETS: dict[str, tuple[str, TrainConfig]] = {
     "cpu-default": ("small multi-task DMC run that learns on a 2-core CPU in minutes", CPU_DEFAULT),
@@ -108,6 +165,11 @@ TRAIN_PRESETS: dict[str, tuple[str, TrainConfig]] = {
                              paper_config("humanoidbench-h1", "brc-64m", "mjx", envs_per_task=16)),
     "humanoidbench-h1-cpu": ("HumanoidBench H1 walk/stand/run on MJX, the cpu-default learner",
                              HUMANOIDBENCH_H1_CPU),
+    "atari-100k": ("Atari 100k on one game (EnvPool), the discrete BRC learner on DrQ(epsilon)'s "
+                   "settings; pick the game with --env.tasks atari/<game>", ATARI_100K),
+    "atari-multigame": ("five Atari games in one network (EnvPool), 100k steps each",
+                        ATARI_MULTIGAME),
+    "atari-cpu": ("Boxing and Breakout on a 2-core CPU, small trunks", ATARI_CPU),
     "dmc-easy-mjx-4m": ("the CPU suite on MJX with 4M-param critics (for a GPU)",
                         paper_config("dmc-easy", "brc-4m", "mjx", envs_per_task=16)),
 }
