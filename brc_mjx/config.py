@@ -180,6 +180,13 @@ class EnvConfig:
     """Multiply task k's training rewards by reward_scales[k], one value per task in the order
     of the resolved task list (experiments with tasks of different reward scales); evaluation
     always reports the task's own return. Empty: rewards as the tasks give them."""
+    atari_repeat_action_probability: float = 0.25
+    """Atari: sticky actions, the probability that the previous action repeats (Machado et al.)."""
+    atari_reward_clip: bool = True
+    """Atari: train on the sign of the reward (evaluation always reports the game score)."""
+    atari_full_action_space: bool = False
+    """Atari: all 18 actions for every game (False: each game's minimal set; a multi-game run
+    masks the actions a game does not have)."""
 
 
 @dataclasses.dataclass(frozen=True)

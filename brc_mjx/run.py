@@ -6,6 +6,7 @@ module only decides *when* to call it, evaluate, log and checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -33,12 +34,18 @@ def make_envs(cfg: TrainConfig):
     import envs
 
     tasks = list(cfg.env.tasks)
-    env = envs.make(tasks, cfg.env.envs_per_task, backend=cfg.env.backend)
+    atari = envs.AtariOptions(
+        repeat_action_probability=cfg.env.atari_repeat_action_probability,
+        reward_clip=cfg.env.atari_reward_clip,
+        full_action_space=cfg.env.atari_full_action_space,
+    )
+    env = envs.make(tasks, cfg.env.envs_per_task, backend=cfg.env.backend, atari=atari)
     if cfg.env.reward_scales:
         env = envs.scale_rewards(env, cfg.env.reward_scales)
     eval_env = None
-    if cfg.env.eval_episodes > 0:
-        eval_env = envs.make(tasks, cfg.env.eval_episodes, backend=cfg.env.backend)
+    if cfg.env.eval_episodes > 0:  # evaluation reports the game score: rewards never clipped
+        eval_env = envs.make(tasks, cfg.env.eval_episodes, backend=cfg.env.backend,
+                             atari=dataclasses.replace(atari, reward_clip=False))
     return env, eval_env
 
 

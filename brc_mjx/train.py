@@ -104,6 +104,9 @@ def validate(cfg: TrainConfig) -> None:
         (all(x > 0 for x in cfg.env.reward_scales),
          f"env.reward_scales must all be > 0, got {cfg.env.reward_scales}"),
         (cfg.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {cfg.keep_checkpoints}"),
+        (0.0 <= cfg.env.atari_repeat_action_probability <= 1.0,
+         f"env.atari_repeat_action_probability must be in [0, 1], got "
+         f"{cfg.env.atari_repeat_action_probability}"),
         (cfg.replay.obs_dtype in OBS_DTYPES,
          f"replay.obs_dtype must be one of {sorted(OBS_DTYPES)}, got {cfg.replay.obs_dtype!r}"),
     ]

@@ -18,6 +18,7 @@ from envs.multitask import make_multitask, pad_env, record_episodes, rewrap, sca
 from envs.registry import (
     SUITES,
     TASKS,
+    AtariOptions,
     TaskSpec,
     UnknownTaskError,
     get_task,
@@ -28,6 +29,7 @@ from envs.registry import (
 BACKENDS = ("mjx", "envpool", "auto")
 
 __all__ = [
+    "AtariOptions",
     "BACKENDS",
     "SUITES",
     "TASKS",
@@ -81,6 +83,7 @@ def make(
     episode_length: int | None = None,
     mjx_impl: str = "jax",
     envpool_threads: int = 0,
+    atari: AtariOptions | None = None,
 ) -> Env:
     """Build a task-major multi-task `Env` of `len(tasks) * envs_per_task` envs.
 
@@ -94,6 +97,8 @@ def make(
       episode_length: override every task's time limit (steps); None keeps the registry's.
       mjx_impl: MJX implementation, `"jax"` (any device) or `"warp"` (NVIDIA GPUs only).
       envpool_threads: EnvPool worker threads per task (0: EnvPool's default).
+      atari: EnvPool settings of Atari tasks (sticky actions, reward clipping, action set);
+        None: `AtariOptions()`'s defaults.
 
     Returns:
       The `Env`; its `reset` / `step` are pure and jit-able.
@@ -101,6 +106,8 @@ def make(
     specs = resolve_tasks(tasks)
     if envs_per_task < 1:
         raise ValueError(f"envs_per_task must be >= 1, got {envs_per_task}")
+    if atari is not None:
+        atari.validate()  # before any pool is created
     if isinstance(backend, Mapping):
         per_task = {get_task(k).name: v for k, v in backend.items()}
     else:
@@ -124,9 +131,8 @@ def make(
             from envs.envpool_backend import make_envpool_backend
 
             task_seed = (seed + t * envs_per_task) % (2**31 - envs_per_task)
-            backends.append(
-                make_envpool_backend(spec, envs_per_task, task_seed, length, envpool_threads)
-            )
+            backends.append(make_envpool_backend(spec, envs_per_task, task_seed, length,
+                                                 envpool_threads, atari))
         backend_names.extend([name] * len(run))
         lengths.extend([length] * len(run))
         t += len(run)

@@ -34,7 +34,7 @@ from jax import numpy as jnp
 from jax.experimental import io_callback
 
 from envs.core import BackendStep, TaskBackend
-from envs.registry import TaskSpec
+from envs.registry import AtariOptions, TaskSpec
 
 _FIRST, _LAST = 0, 2
 _TICK_MOD = 2**31 - 1
@@ -50,6 +50,7 @@ class HostPool:
         seed: int,
         episode_length: int,
         num_threads: int = 0,
+        options: dict | None = None,
     ):
         import envpool
 
@@ -60,6 +61,7 @@ class HostPool:
             num_threads=num_threads,
             seed=seed,
             max_episode_steps=episode_length,
+            **(options or {}),
         )
         self.num_envs = num_envs
         self.episode_length = episode_length
@@ -142,9 +144,19 @@ def make_envpool_backend(
     seed: int,
     episode_length: int,
     num_threads: int = 0,
+    atari: AtariOptions | None = None,
 ) -> TaskBackend:
-    """A `TaskBackend` over a `HostPool`, called through ordered `io_callback`s."""
-    host = HostPool(spec, num_envs, seed, episode_length, num_threads)
+    """A `TaskBackend` over a `HostPool`, called through ordered `io_callback`s.
+
+    ``atari``: the EnvPool settings of an Atari task (None: ``AtariOptions()``); other suites
+    ignore it.
+    """
+    options = None
+    if spec.suite == "atari":
+        atari = atari or AtariOptions()
+        atari.validate()
+        options = atari.envpool_kwargs()
+    host = HostPool(spec, num_envs, seed, episode_length, num_threads, options)
     e = num_envs
     obs_struct = ShapeDtypeStruct((e, *host.obs_shape), host.obs_dtype)
     tick_struct = ShapeDtypeStruct((), np.int32)

@@ -18,6 +18,64 @@ METAWORLD_EPISODE_LENGTH = 200
 # EnvPool's Atari default: 27,000 agent steps = 108,000 frames at frame skip 4.
 ATARI_EPISODE_LENGTH = 27_000
 
+# Random-policy and human scores per Atari game (the Atari-57 table of Mnih et al. 2015 /
+# Badia et al. 2020, used for human-normalised scores by DQN Zoo, Atari 100k (Kaiser et al.
+# 2020), DrQ and Agarwal et al. 2021); eval logs (R - random) / (human - random) per game.
+ATARI_RANDOM_HUMAN: dict[str, tuple[float, float]] = {
+    "alien": (227.8, 7127.7), "amidar": (5.8, 1719.5), "assault": (222.4, 742.0),
+    "asterix": (210.0, 8503.3), "asteroids": (719.1, 47388.7), "atlantis": (12850.0, 29028.1),
+    "bank-heist": (14.2, 753.1), "battle-zone": (2360.0, 37187.5), "beam-rider": (363.9, 16926.5),
+    "berzerk": (123.7, 2630.4), "bowling": (23.1, 160.7), "boxing": (0.1, 12.1),
+    "breakout": (1.7, 30.5), "centipede": (2090.9, 12017.0), "chopper-command": (811.0, 7387.8),
+    "crazy-climber": (10780.5, 35829.4), "defender": (2874.5, 18688.9),
+    "demon-attack": (152.1, 1971.0), "double-dunk": (-18.6, -16.4), "enduro": (0.0, 860.5),
+    "fishing-derby": (-91.7, -38.7), "freeway": (0.0, 29.6), "frostbite": (65.2, 4334.7),
+    "gopher": (257.6, 2412.5), "gravitar": (173.0, 3351.4), "hero": (1027.0, 30826.4),
+    "ice-hockey": (-11.2, 0.9), "jamesbond": (29.0, 302.8), "kangaroo": (52.0, 3035.0),
+    "krull": (1598.0, 2665.5), "kung-fu-master": (258.5, 22736.3),
+    "montezuma-revenge": (0.0, 4753.3), "ms-pacman": (307.3, 6951.6),
+    "name-this-game": (2292.3, 8049.0), "phoenix": (761.4, 7242.6), "pitfall": (-229.4, 6463.7),
+    "pong": (-20.7, 14.6), "private-eye": (24.9, 69571.3), "qbert": (163.9, 13455.0),
+    "riverraid": (1338.5, 17118.0), "road-runner": (11.5, 7845.0), "robotank": (2.2, 11.9),
+    "seaquest": (68.4, 42054.7), "skiing": (-17098.1, -4336.9), "solaris": (1236.3, 12326.7),
+    "space-invaders": (148.0, 1668.7), "star-gunner": (664.0, 10250.0), "surround": (-10.0, 6.5),
+    "tennis": (-23.8, -8.3), "time-pilot": (3568.0, 5229.2), "tutankham": (11.4, 167.6),
+    "up-n-down": (533.4, 11693.2), "venture": (0.0, 1187.5), "video-pinball": (16256.9, 17667.9),
+    "wizard-of-wor": (563.5, 4756.5), "yars-revenge": (3092.9, 54576.9), "zaxxon": (32.5, 9173.3),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class AtariOptions:
+    """EnvPool settings of Atari tasks (its other wrappers keep their defaults: frame skip 4 with
+    max-pooling, 84x84 gray frames, a 4-frame stack, fire on reset, the 27,000-step limit).
+
+    A life loss never ends an episode (EnvPool's ``episodic_life`` stays off): with it EnvPool
+    keeps the old frames in the stack after a life loss, while the frame-efficient replay
+    rebuilds every episode's first stack as its first frame repeated, EnvPool's reset stack.
+    """
+
+    repeat_action_probability: float = 0.25
+    """Sticky actions: the probability that the previous action repeats (Machado et al. 2018)."""
+    reward_clip: bool = True
+    """Rewards become their sign (training); evaluation envs use False to report game scores."""
+    full_action_space: bool = False
+    """All 18 actions for every game (False: each game's minimal action set)."""
+    noop_max: int = 30
+    """Up to this many no-op actions after a reset."""
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` with one clear line for the first invalid field."""
+        if not 0.0 <= self.repeat_action_probability <= 1.0:
+            raise ValueError(f"atari repeat_action_probability must be in [0, 1], got "
+                             f"{self.repeat_action_probability}")
+        if self.noop_max < 0:
+            raise ValueError(f"atari noop_max must be >= 0, got {self.noop_max}")
+
+    def envpool_kwargs(self) -> dict:
+        """The keyword arguments of ``envpool.make_dm`` these options set."""
+        return dataclasses.asdict(self)
+
 
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
@@ -177,14 +235,16 @@ def _envpool_tasks() -> list[TaskSpec]:
                 envpool_obs_keys=("obs",),
             ))
         elif import_path == "envpool.atari" and envpool_id.endswith("-v5"):
+            game = _kebab(envpool_id.removesuffix("-v5")).replace("up-ndown", "up-n-down")
             tasks.append(TaskSpec(
-                name=f"atari/{_kebab(envpool_id.removesuffix('-v5'))}",
+                name=f"atari/{game}",
                 suite="atari",
                 episode_length=ATARI_EPISODE_LENGTH,
                 action_repeat=4,
                 envpool_id=envpool_id,
                 envpool_obs_keys=("obs",),
                 discrete=True,
+                score_range=ATARI_RANDOM_HUMAN.get(game),
             ))
     return tasks
 

@@ -169,3 +169,49 @@ def test_every_envpool_task_resets_and_steps(name):
     assert init.obs.shape == (2, env.obs_dim) and states.obs.shape == (5, 2, env.obs_dim)
     assert states.obs.dtype == np.float32 and states.reward.dtype == np.float32
     assert np.isfinite(states.obs).all() and np.isfinite(states.reward).all()
+
+
+def test_atari_options_reach_the_pool():
+    from envs.envpool_backend import HostPool
+
+    options = envs.AtariOptions(repeat_action_probability=0.5, reward_clip=False,
+                                full_action_space=True, noop_max=7)
+    host = HostPool(envs.get_task("atari/pong"), 2, 0, 100, 0, options.envpool_kwargs())
+    config = host.pool.spec.config
+    assert (config.repeat_action_probability, config.reward_clip, config.full_action_space,
+            config.noop_max, config.episodic_life) == (0.5, False, True, 7, False)
+    assert host.action_dim == 18
+    # through envs.make: the defaults (sticky 0.25, clipped rewards, minimal action set)
+    assert envs.make("atari/pong", 1, backend="envpool").action_dim == 6
+    assert envs.make("atari/pong", 1, backend="envpool",
+                     atari=envs.AtariOptions(full_action_space=True)).action_dim == 18
+
+
+def test_atari_reward_clip_trains_on_signs_while_scores_stay_raw():
+    # Alien pays 10 points per egg: random play collects some within 150 steps
+    actions = np.random.default_rng(0).integers(0, 18, (150, 2)).astype(np.int32)
+    rewards = {}
+    for clip in (True, False):
+        env = envs.make("atari/alien", 2, backend="envpool",
+                        atari=envs.AtariOptions(reward_clip=clip))
+        rewards[clip] = np.asarray(_rollout(env, actions)[1].reward)
+    assert set(np.unique(rewards[True])) <= {-1.0, 0.0, 1.0} and rewards[True].max() == 1.0
+    assert rewards[False].max() >= 10.0
+
+
+def test_bad_atari_options_fail_before_any_pool():
+    with pytest.raises(ValueError, match="repeat_action_probability must be in \\[0, 1\\], got 1.5"):
+        envs.make("atari/pong", 1, backend="envpool",
+                  atari=envs.AtariOptions(repeat_action_probability=1.5))
+    with pytest.raises(ValueError, match="noop_max must be >= 0, got -1"):
+        envs.make("atari/pong", 1, backend="envpool", atari=envs.AtariOptions(noop_max=-1))
+
+
+def test_atari_human_normalised_scores_by_hand():
+    # Breakout: random 1.7, human 30.5; Road Runner: random 11.5, human 7845; Pong -20.7 / 14.6
+    scores = envs.normalised_scores(["atari/breakout", "atari/road-runner", "atari/pong"],
+                                    [16.1, 11.5, -3.05])
+    assert scores["atari/breakout"] == pytest.approx((16.1 - 1.7) / 28.8)
+    assert scores["atari/road-runner"] == pytest.approx(0.0)
+    assert scores["atari/pong"] == pytest.approx(0.5)
+    assert envs.get_task("atari/up-n-down").score_range == (533.4, 11693.2)
