@@ -200,7 +200,7 @@ def test_atari_reward_clip_trains_on_signs_while_scores_stay_raw():
 
 
 def test_bad_atari_options_fail_before_any_pool():
-    with pytest.raises(ValueError, match="repeat_action_probability must be in \\[0, 1\\], got 1.5"):
+    with pytest.raises(ValueError, match=r"repeat_action_probability must be in \[0, 1\], got 1.5"):
         envs.make("atari/pong", 1, backend="envpool",
                   atari=envs.AtariOptions(repeat_action_probability=1.5))
     with pytest.raises(ValueError, match="noop_max must be >= 0, got -1"):
