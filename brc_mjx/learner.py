@@ -36,6 +36,13 @@ class LearnerState:
     steps: jax.Array  # () int32 gradient steps taken
 
 
+def leading_mask(counts: Sequence[int], size: int) -> jax.Array:
+    """``(len(counts), size)`` float32, row ``t`` is 1 on its first ``counts[t]`` entries: a
+    task's real action dims (continuous) or its actions (discrete), 0 on the padding."""
+    counts = jnp.asarray(counts)
+    return (jnp.arange(size)[None, :] < counts[:, None]).astype(jnp.float32)
+
+
 @dataclasses.dataclass(frozen=True)
 class Learner:
     """Static parts of a learner: config, modules, optimisers and the task action layout.
@@ -58,8 +65,7 @@ class Learner:
 
     def action_mask(self) -> jax.Array:
         """``(num_tasks, action_dim)`` 1 on a task's real action dims, 0 on padding."""
-        dims = jnp.asarray(self.action_dims)
-        return (jnp.arange(self.action_dim)[None, :] < dims[:, None]).astype(jnp.float32)
+        return leading_mask(self.action_dims, self.action_dim)
 
     def target_entropy(self) -> jax.Array:
         """``(num_tasks,)`` H_target = -A_i / 2 (-A_max / 2 when padding is not masked)."""

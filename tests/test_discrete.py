@@ -23,6 +23,7 @@ from brc_mjx.config import (
 from brc_mjx.discrete import acting, losses
 from brc_mjx.discrete.learner import make_learner
 from brc_mjx.discrete.networks import init_params
+from brc_mjx.discrete.replay import NStepBatch
 
 ATOMS = np.array([-2.0, -1.0, 0.0, 1.0, 2.0], np.float32)
 
@@ -35,17 +36,6 @@ class FixedCritic:
     def apply(self, params, obs, task_id):
         del obs, task_id
         return params["logits"]  # (ensemble, batch, actions, atoms)
-
-
-@dataclasses.dataclass
-class Batch:
-    obs: jax.Array
-    action: jax.Array
-    reward: jax.Array
-    discount: jax.Array
-    next_obs: jax.Array
-    task_id: jax.Array
-    valid: jax.Array
 
 
 def _log(p):
@@ -73,7 +63,7 @@ def test_critic_loss_by_hand_per_action_with_mask_and_invalid_samples():
     target = np.concatenate([target, target], axis=1)  # B = 2 (the second sample is invalid)
     rng = np.random.default_rng(0)
     online = rng.normal(size=(2, 2, 3, 5)).astype(np.float32)
-    batch = Batch(obs=jnp.zeros((2, 1)), action=jnp.asarray([0, 2], jnp.int32),
+    batch = NStepBatch(obs=jnp.zeros((2, 1)), action=jnp.asarray([0, 2], jnp.int32),
                   reward=jnp.asarray([1.0, 7.0]), discount=jnp.asarray([0.9, 0.5]),
                   next_obs=jnp.zeros((2, 1)), task_id=jnp.asarray([0, 0], jnp.int32),
                   valid=jnp.asarray([True, False]))

@@ -21,7 +21,7 @@ from brc_mjx import normalizer
 from brc_mjx.config import DiscreteConfig, LearnerConfig, validate, validate_discrete
 from brc_mjx.discrete import losses
 from brc_mjx.discrete.networks import DiscreteNetworks, init_params, make_networks
-from brc_mjx.learner import apply_update
+from brc_mjx.learner import apply_update, leading_mask
 
 
 @flax.struct.dataclass
@@ -54,8 +54,7 @@ class DiscreteLearner:
 
     def action_mask(self) -> jax.Array:
         """``(num_tasks, num_actions)`` 1 on a task's actions, 0 on the ones it lacks."""
-        dims = jnp.asarray(self.action_dims)
-        return (jnp.arange(self.num_actions)[None, :] < dims[:, None]).astype(jnp.float32)
+        return leading_mask(self.action_dims, self.num_actions)
 
 
 def make_learner(cfg: LearnerConfig, discrete: DiscreteConfig, obs_shape: Sequence[int],
