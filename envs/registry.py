@@ -21,6 +21,10 @@ ATARI_EPISODE_LENGTH = 27_000
 # Random-policy and human scores per Atari game (the Atari-57 table of Mnih et al. 2015 /
 # Badia et al. 2020, used for human-normalised scores by DQN Zoo, Atari 100k (Kaiser et al.
 # 2020), DrQ and Agarwal et al. 2021); eval logs (R - random) / (human - random) per game.
+# Checked value by value against DQN Zoo's `dqn_zoo/atari_data.py` (all 57 games, equal), the
+# rliable colab of Agarwal et al. 2021 (the 26 Atari-100k games, equal) and the random scores of
+# google-research/reincarnating_rl (equal except Video Pinball, whose random score is 0.0 there;
+# DQN Zoo's 16256.9 is kept).
 ATARI_RANDOM_HUMAN: dict[str, tuple[float, float]] = {
     "alien": (227.8, 7127.7), "amidar": (5.8, 1719.5), "assault": (222.4, 742.0),
     "asterix": (210.0, 8503.3), "asteroids": (719.1, 47388.7), "atlantis": (12850.0, 29028.1),
@@ -44,6 +48,22 @@ ATARI_RANDOM_HUMAN: dict[str, tuple[float, float]] = {
     "wizard-of-wor": (563.5, 4756.5), "yars-revenge": (3092.9, 54576.9), "zaxxon": (32.5, 9173.3),
 }
 
+# DrQ(eps)'s Atari-100k mean scores per game (Agarwal et al. 2021: DrQ with Dopamine's standard
+# epsilon-greedy parameters, training eps decayed to 0.01 and evaluation eps 0.001), a reference
+# for discrete runs. Agarwal et al. release the runs (gs://rl-benchmark-data/atari_100k), not a
+# per-game table; these are the means later papers tabulate, read in two independent paper
+# appendices that agree on all 26 games (both head the column "DrQ"; they are not Yarats et al.'s
+# original DrQ numbers, evaluated with eps 0.05). With ATARI_RANDOM_HUMAN they give the mean
+# human-normalised score 0.465 and 3 games above human, as those tables report.
+DRQ_EPSILON_ATARI100K: dict[str, float] = {
+    "alien": 865.2, "amidar": 137.8, "assault": 579.6, "asterix": 763.6, "bank-heist": 232.9,
+    "battle-zone": 10165.3, "boxing": 9.0, "breakout": 19.8, "chopper-command": 844.6,
+    "crazy-climber": 21539.0, "demon-attack": 1321.5, "freeway": 20.3, "frostbite": 1014.2,
+    "gopher": 621.6, "hero": 4167.9, "jamesbond": 349.1, "kangaroo": 1088.4, "krull": 4402.1,
+    "kung-fu-master": 11467.4, "ms-pacman": 1218.1, "pong": -9.1, "private-eye": 3.5,
+    "qbert": 1810.7, "road-runner": 11211.4, "seaquest": 352.3, "up-n-down": 4324.5,
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class AtariOptions:
@@ -60,7 +80,8 @@ class AtariOptions:
     reward_clip: bool = True
     """Rewards become their sign (training); evaluation envs use False to report game scores."""
     full_action_space: bool = False
-    """All 18 actions for every game (False: each game's minimal action set)."""
+    """All 18 actions for every game (False: each game's minimal action set, masked by
+    `env.action_mask` in multi-game batches)."""
     noop_max: int = 30
     """Up to this many no-op actions after a reset."""
 

@@ -227,3 +227,20 @@ def test_loop_runs_a_few_epochs_on_an_envpool_atari_game(tmp_path):
     # replay begins new episodes there, and training carries on to a larger budget
     more = run.run(dataclasses.replace(cfg, total_env_steps=320, resume=True))
     assert more["epochs_done"] == 4 and np.isfinite(more["train/critic_loss"])
+
+
+def test_atari_benchmark_smoke_random_policy_through_the_evaluator(tmp_path):
+    pytest.importorskip("envpool")
+    import json
+
+    from benchmarks import atari
+
+    out = tmp_path / "atari.jsonl"
+    atari.main(atari.Config(games=("atari/breakout",), envs_per_game=2, scan_len=5, episodes=2,
+                            out=out))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["benchmark"] for r in rows] == ["atari_env_only", "atari_random_policy"]
+    random_row = rows[1]
+    assert random_row["finished"]["atari/breakout"] == 1.0  # both episodes ended
+    assert 0.0 <= random_row["returns"]["atari/breakout"] < 30.5  # below the human score
+    assert random_row["published_random_human"]["atari/breakout"] == [1.7, 30.5]

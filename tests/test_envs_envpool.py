@@ -215,3 +215,73 @@ def test_atari_human_normalised_scores_by_hand():
     assert scores["atari/road-runner"] == pytest.approx(0.0)
     assert scores["atari/pong"] == pytest.approx(0.5)
     assert envs.get_task("atari/up-n-down").score_range == (533.4, 11693.2)
+
+
+def test_bad_atari_options_fail_before_any_pool_of_any_suite(monkeypatch):
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a pool was built before the options were checked")
+
+    monkeypatch.setattr(envpool, "make_dm", no_pool)
+    with pytest.raises(ValueError, match=r"repeat_action_probability .* got -0.1"):
+        envs.make(["dmc/cheetah-run", "atari/pong"], 1, backend="envpool",
+                  atari=envs.AtariOptions(repeat_action_probability=-0.1))
+
+
+# The 26 Atari-100k games (Kaiser et al. 2020) by registry name, with (random, human) from the
+# standard table (DQN Zoo's atari_data.py; the rliable colab has the same for these games).
+_ATARI_100K = {
+    "alien": (227.8, 7127.7), "amidar": (5.8, 1719.5), "assault": (222.4, 742.0),
+    "asterix": (210.0, 8503.3), "bank-heist": (14.2, 753.1), "battle-zone": (2360.0, 37187.5),
+    "boxing": (0.1, 12.1), "breakout": (1.7, 30.5), "chopper-command": (811.0, 7387.8),
+    "crazy-climber": (10780.5, 35829.4), "demon-attack": (152.1, 1971.0),
+    "freeway": (0.0, 29.6), "frostbite": (65.2, 4334.7), "gopher": (257.6, 2412.5),
+    "hero": (1027.0, 30826.4), "jamesbond": (29.0, 302.8), "kangaroo": (52.0, 3035.0),
+    "krull": (1598.0, 2665.5), "kung-fu-master": (258.5, 22736.3),
+    "ms-pacman": (307.3, 6951.6), "pong": (-20.7, 14.6), "private-eye": (24.9, 69571.3),
+    "qbert": (163.9, 13455.0), "road-runner": (11.5, 7845.0), "seaquest": (68.4, 42054.7),
+    "up-n-down": (533.4, 11693.2),
+}
+
+
+def test_atari_100k_games_score_random_as_0_and_human_as_1():
+    names = [f"atari/{game}" for game in _ATARI_100K]
+    assert [envs.get_task(n).score_range for n in names] == list(_ATARI_100K.values())
+    random_scores = envs.normalised_scores(names, [low for low, _ in _ATARI_100K.values()])
+    human_scores = envs.normalised_scores(names, [high for _, high in _ATARI_100K.values()])
+    assert random_scores == pytest.approx(dict.fromkeys(names, 0.0), abs=1e-12)
+    assert human_scores == pytest.approx(dict.fromkeys(names, 1.0), abs=1e-12)
+    # by hand: Ms. Pac-Man 3629.45 = halfway between 307.3 and 6951.6; Pong 0 = 20.7 / 35.3
+    scores = envs.normalised_scores(["atari/ms-pacman", "atari/pong"], [3629.45, 0.0])
+    assert scores == pytest.approx({"atari/ms-pacman": 0.5, "atari/pong": 20.7 / 35.3})
+
+
+def test_every_atari_57_game_is_registered_with_a_score_range():
+    from envs.registry import ATARI_RANDOM_HUMAN
+
+    assert len(ATARI_RANDOM_HUMAN) == 57
+    for game, score_range in ATARI_RANDOM_HUMAN.items():
+        assert envs.get_task(f"atari/{game}").score_range == score_range
+    assert envs.get_task("atari/adventure").score_range is None  # not in the table
+
+
+def test_drq_epsilon_reference_covers_atari_100k_at_its_published_mean():
+    from envs.registry import DRQ_EPSILON_ATARI100K
+
+    assert set(DRQ_EPSILON_ATARI100K) == set(_ATARI_100K)
+    names = [f"atari/{game}" for game in DRQ_EPSILON_ATARI100K]
+    scores = envs.normalised_scores(names, list(DRQ_EPSILON_ATARI100K.values()))
+    assert np.mean(list(scores.values())) == pytest.approx(0.465, abs=5e-4)
+    assert sum(s > 1 for s in scores.values()) == 3
+
+
+def test_atari_frame_stack_repeats_the_first_frame_and_shifts_by_one():
+    # The frame-efficient replay rebuilds stacks from single frames on these two rules.
+    env = envs.make("atari/breakout", 2, backend="envpool", seed=1)
+    actions = np.random.default_rng(0).integers(0, env.action_dim, (30, 2)).astype(np.int32)
+    init, states = _rollout(env, actions)
+    assert (init.obs == init.obs[:, :1]).all()  # (envs, 4, 84, 84): frame 0 four times
+    prev = init.obs
+    for t in range(len(actions)):
+        np.testing.assert_array_equal(states.final_obs[t][:, :3], prev[:, 1:])
+        prev = states.obs[t]
+    assert len({states.obs[-1][0, k].tobytes() for k in range(4)}) > 1  # it does move
