@@ -161,7 +161,8 @@ class DiscreteCritic(nn.Module):
                                (self.num_tasks, self.embedding_dim))
             embedding = l2_normalize(table[task_id])  # (batch, embedding_dim)
         # Members one after another, not nn.vmap: vmapping convolutions over their parameters
-        # turns them into grouped convolutions, which XLA's CPU backend ran ~10x slower.
+        # turns them into grouped convolutions (a 2-member update at batch 32 on the CPU:
+        # 1.8 updates/s vmapped, 2.9 as a loop, before conv_matmul_grad).
         members = [
             DiscreteCriticMember(self.width, self.depth, self.num_actions, self.num_atoms,
                                  self.image, self.dtype, self.matmul_grad,
