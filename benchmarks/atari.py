@@ -93,7 +93,7 @@ def evaluate_run(cfg: Config) -> None:
         full_action_space=stored["env"]["atari_full_action_space"], reward_clip=False)
     env = envs.make(tasks, cfg.episodes, backend="envpool", atari=atari)
     learner = discrete_learner.make_learner(train_cfg.learner, train_cfg.discrete,
-                                            env.obs_shape, np.uint8, env.action_dims)
+                                            env.obs_shape, env.obs_dtype, env.action_dims)
     state = discrete_learner.init_state(learner, jax.random.key(0), env.num_envs,
                                         max(env.episode_length))
     step, leaves = checkpoint.read_leaves(f"{cfg.run_dir}/checkpoints",

@@ -29,16 +29,23 @@ class NonFiniteError(RuntimeError):
     """Training produced a NaN/Inf loss or parameter."""
 
 
+def atari_options(cfg: TrainConfig):
+    """The EnvPool settings of the run's Atari tasks (training envs: rewards clipped as set)."""
+    import envs
+
+    return envs.AtariOptions(
+        repeat_action_probability=cfg.env.atari_repeat_action_probability,
+        reward_clip=cfg.env.atari_reward_clip,
+        full_action_space=cfg.env.atari_full_action_space,
+    )
+
+
 def make_envs(cfg: TrainConfig):
     """Training and evaluation env batches from the registry (fails fast on unknown names)."""
     import envs
 
     tasks = list(cfg.env.tasks)
-    atari = envs.AtariOptions(
-        repeat_action_probability=cfg.env.atari_repeat_action_probability,
-        reward_clip=cfg.env.atari_reward_clip,
-        full_action_space=cfg.env.atari_full_action_space,
-    )
+    atari = atari_options(cfg)
     env = envs.make(tasks, cfg.env.envs_per_task, backend=cfg.env.backend, atari=atari)
     if cfg.env.reward_scales:
         env = envs.scale_rewards(env, cfg.env.reward_scales)
@@ -162,6 +169,7 @@ def run(
     if cfg.distributed:
         parallel.initialize_distributed()
     train.validate(cfg)
+    atari_options(cfg).validate()  # before the run directory is touched
     cfg, restore, messages = rundir.prepare(cfg)
     export_dir = ""
     if cfg.compile_cache:

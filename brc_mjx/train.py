@@ -8,7 +8,7 @@
 
 Discrete-action tasks (Atari) run the same loop with the peer learner of ``brc_mjx.discrete``:
 epsilon-greedy acting, the frame-efficient replay with n-step windows, and the critic-only
-``sgd_step``; the few places that differ call ``_discrete`` pieces below.
+``sgd_step``; the few places that differ call ``brc_mjx.discrete.loop``.
 
 Nothing inside an epoch touches the host. The thin host loop (``brc_mjx.run``) evaluates, logs and
 checkpoints between epochs.
@@ -32,8 +32,8 @@ from brc_mjx import replay as replay_lib
 from brc_mjx.acting import actor_step
 from brc_mjx.config import TrainConfig, to_json
 from brc_mjx.config import validate as validate_learner
-from brc_mjx.discrete import acting as discrete_acting
 from brc_mjx.discrete import learner as discrete_learner
+from brc_mjx.discrete import loop as discrete_loop
 from brc_mjx.discrete import replay as frame_replay
 from brc_mjx.learner import Learner, LearnerState, make_learner, sgd_step
 from brc_mjx.learner import init_state as init_learner_state
@@ -104,9 +104,6 @@ def validate(cfg: TrainConfig) -> None:
         (all(x > 0 for x in cfg.env.reward_scales),
          f"env.reward_scales must all be > 0, got {cfg.env.reward_scales}"),
         (cfg.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {cfg.keep_checkpoints}"),
-        (0.0 <= cfg.env.atari_repeat_action_probability <= 1.0,
-         f"env.atari_repeat_action_probability must be in [0, 1], got "
-         f"{cfg.env.atari_repeat_action_probability}"),
         (cfg.replay.obs_dtype in OBS_DTYPES,
          f"replay.obs_dtype must be one of {sorted(OBS_DTYPES)}, got {cfg.replay.obs_dtype!r}"),
     ]
@@ -128,14 +125,8 @@ def derive(cfg: TrainConfig, env, plan=None) -> Derived:
             f"env has {env.num_envs} envs for {env.num_tasks} tasks, but env.envs_per_task is {e}"
         )
     epoch_transitions = cfg.steps_per_epoch * e  # per task
-    if env.discrete:  # each env's ring must hold a frame stack and an n-step window, with room
-        stack = env.obs_shape[0] if len(env.obs_shape) == 3 else 1
-        slots = cfg.replay.capacity_per_task // e
-        if slots < 4 * (cfg.discrete.n_step + stack):
-            raise ValueError(
-                f"replay.capacity_per_task {cfg.replay.capacity_per_task} gives {slots} slots per "
-                f"env ({e} envs per task); discrete tasks need at least "
-                f"{4 * (cfg.discrete.n_step + stack)} (4 x (n_step + frame stack))")
+    if env.discrete:
+        discrete_loop.check_capacity(cfg, env)
     epochs = max(1, math.ceil(cfg.total_env_steps / epoch_transitions))
 
     def every(n):
@@ -172,8 +163,7 @@ def example_transition(env) -> replay_lib.Transition:
 def replay_bytes(cfg: TrainConfig, env, derived: Derived | None = None) -> int:
     """Bytes of the replay buffer (and of a seeded one) for this run, without allocating."""
     if env.discrete:
-        return frame_replay.memory_bytes(env.obs_shape, _obs_dtype(env), env.num_tasks,
-                                         env.envs_per_task, cfg.replay.capacity_per_task)
+        return discrete_loop.replay_bytes(cfg, env)
     example = example_transition(env)
     total = replay_lib.memory_bytes(example, env.num_tasks, cfg.replay.capacity_per_task,
                                     OBS_DTYPES[cfg.replay.obs_dtype])
@@ -183,32 +173,14 @@ def replay_bytes(cfg: TrainConfig, env, derived: Derived | None = None) -> int:
     return total
 
 
-def _obs_dtype(env):
-    """The dtype of the env's observations (uint8 frames for Atari)."""
-    return jax.eval_shape(env.reset, jax.random.PRNGKey(0)).obs.dtype
-
-
-def _init_discrete(cfg: TrainConfig, learner, env, derived: Derived, key) -> TrainState:
-    """Fresh state of a discrete run: the frame replay starts with the envs' first frames."""
-    key, key_learner, key_env = jax.random.split(key, 3)
-    env_state = env.reset(key_env)
-    replay = frame_replay.init(env.obs_shape, env_state.obs.dtype, env.num_tasks,
-                               env.envs_per_task, cfg.replay.capacity_per_task)
-    return TrainState(
-        learner=discrete_learner.init_state(learner, key_learner, derived.num_envs,
-                                            derived.max_episode_length),
-        replay=frame_replay.begin(replay, env_state.obs),
-        env=env_state,
-        key=key,
-        env_steps=jnp.zeros((), jnp.int32),
-    )
-
-
 def init_train_state(cfg: TrainConfig, learner: Learner, env, derived: Derived) -> TrainState:
     """Fresh state: learner params, empty replay, reset envs, the run's PRNG key."""
     key = jax.random.PRNGKey(cfg.seed)
     if env.discrete:
-        state = _init_discrete(cfg, learner, env, derived, key)
+        learner_state, replay, env_state, key = discrete_loop.init_parts(
+            cfg, learner, env, derived.num_envs, derived.max_episode_length, key)
+        state = TrainState(learner=learner_state, replay=replay, env=env_state, key=key,
+                           env_steps=jnp.zeros((), jnp.int32))
         return jax.tree.map(lambda x: jnp.array(x, copy=True), state)
     key, key_learner, key_env = jax.random.split(key, 3)
     state = TrainState(
@@ -252,8 +224,7 @@ def _learn(learner: Learner, cfg: TrainConfig, derived: Derived, batch_sharding,
         key_sample, key_sgd = jax.random.split(k)
         with jax.named_scope("sample"):
             if discrete:
-                batch = frame_replay.sample(replay, key_sample, cfg.batch_size,
-                                            cfg.discrete.n_step, learner.cfg.gamma)
+                batch = discrete_loop.sample(learner, cfg, replay, key_sample)
             else:
                 batch = _sample(replay, offline, key_sample, cfg.batch_size,
                                 derived.offline_batch)
@@ -280,14 +251,8 @@ def train_step(
     key, key_act, key_learn = jax.random.split(state.key, 3)
     warmup = state.env_steps < derived.warmup_vector_steps
     if isinstance(learner, discrete_learner.DiscreteLearner):
-        env_state, action = discrete_acting.actor_step(
-            learner, env, state.learner, state.env, key_act,
-            state.env_steps * cfg.env.envs_per_task,
-            derived.warmup_vector_steps * cfg.env.envs_per_task)
-        with jax.named_scope("replay_add"):
-            replay = frame_replay.add(state.replay, action, env_state.reward,
-                                      env_state.terminated, env_state.truncated,
-                                      env_state.final_obs, env_state.obs)
+        env_state, replay = discrete_loop.collect(learner, env, cfg,
+                                                  derived.warmup_vector_steps, state, key_act)
     else:
         env_state, transition = actor_step(learner, env, state.learner, state.env, key_act,
                                            warmup)
@@ -395,7 +360,7 @@ def build(cfg: TrainConfig, env, plan=None) -> Program:
             raise ValueError("--init-from / --replay-from are not supported for discrete-action "
                              "(Atari) tasks yet")
         learner = discrete_learner.make_learner(cfg.learner, cfg.discrete, env.obs_shape,
-                                                _obs_dtype(env), env.action_dims)
+                                                env.obs_dtype, env.action_dims)
     else:
         learner = make_learner(cfg.learner, env.obs_dim, plan.learner_action_dims(env),
                                task_input=plan.task_input(env), action_dim=env.action_dim)

@@ -107,6 +107,7 @@ class Env:
     episode_length: tuple[int, ...]  # time limit per task, in env steps
     has_success: tuple[bool, ...]  # whether a task reports a success flag
     discrete: bool = False  # True for discrete-action (Atari) envs: step takes (num_envs,) int32
+    obs_dtype: np.dtype = np.dtype(np.float32)  # uint8 for image (Atari) observations
     renderables: tuple[Renderable | None, ...] = ()  # per task, for videos (None: not drawable)
     # per task, the index of its backend in `EnvState.backend` (empty: task t is backend t)
     task_backend: tuple[int, ...] = ()

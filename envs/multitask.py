@@ -82,6 +82,8 @@ def make_multitask(
     else:
         obs_shape = (max(obs_dims),)
     obs_dim = int(np.prod(obs_shape))
+    # padded observations are float32; image observations keep their dtype (uint8 frames)
+    obs_dtype = np.dtype(obs_structs[0].dtype) if discrete else np.dtype(np.float32)
     action_dims = tuple(backends[b].action_dim for b in backend_of_task)
     action_dim = max(action_dims)
     task_ids = np.repeat(np.arange(num_tasks, dtype=np.int32), envs_per_task)
@@ -165,6 +167,7 @@ def make_multitask(
         episode_length=tuple(int(n) for n in episode_lengths),
         has_success=tuple(bool(s) for s in has_success),
         discrete=discrete,
+        obs_dtype=obs_dtype,
         renderables=tuple(backends[b].renderable for b in backend_of_task),
         task_backend=tuple(int(b) for b in backend_of_task),
     )

@@ -8,4 +8,5 @@ reward normaliser, update helper, the one-jit loop of ``brc_mjx.train``):
 - ``learner``   the state pytree and ``sgd_step`` (critic -> Polyak target)
 - ``acting``    epsilon-greedy collection and evaluation
 - ``replay``    the frame-efficient replay (each frame stored once) with n-step windows
+- ``loop``      its parts of ``brc_mjx.train``'s loop (initial state, collect, sample)
 """

@@ -98,7 +98,7 @@ class FrameReplayState:
     @property
     def stack(self) -> int:
         """Frames per observation ``K`` (static; 1 for flat observations)."""
-        return _stack_and_frame(self.obs_shape)[0]
+        return stack_and_frame(self.obs_shape)[0]
 
 
 @flax.struct.dataclass
@@ -125,7 +125,7 @@ class NStepBatch:
     valid: jax.Array
 
 
-def _stack_and_frame(obs_shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
+def stack_and_frame(obs_shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
     """``(K, F)``: a flat ``(d,)`` observation is one frame; otherwise the leading axis stacks."""
     if len(obs_shape) == 1:
         return 1, tuple(obs_shape)
@@ -169,7 +169,7 @@ def init(
             f"discrete replay: capacity_per_task ({capacity_per_task}) gives {slots} slots per env "
             f"over {envs_per_task} envs per task; need >= 2"
         )
-    _, frame_shape = _stack_and_frame(obs_shape)
+    _, frame_shape = stack_and_frame(obs_shape)
     num_envs = num_tasks * envs_per_task
     flags = jnp.zeros((slots, num_envs), jnp.bool_)  # (S, N)
     return FrameReplayState(
