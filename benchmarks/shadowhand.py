@@ -7,9 +7,14 @@ random policy's success rate (the bar a learner must clear).
 For each family in `--families`, the same number of envs is stepped as (a) one object and (b)
 `--objects` objects of the family in one batched model (each env gathers its object's model),
 side by side in one process, so their ratio is the cost of holding many objects in one batch.
-Then `--episodes` 100-step episodes of uniform random actions per object give the random
-policy's success rate (success at the episode's last step). Rows go to
+Then `--episodes` 100-step episodes per object and baseline policy give its success rate
+(success at the episode's last step) and mean episode return: `random` (uniform actions in
+[-1, 1]) and `zero` (every joint held at the middle of its range, the reset's settling pose: the
+hand keeps still, so it scores when the goal happens to lie within 0.1 rad of where the object
+already is). `--dense` measures the dense-reward tasks. Rows go to
 `benchmarks/results/shadowhand.jsonl`.
+
+    python -m benchmarks.shadowhand --num-envs --dense --episodes 64   # baselines only
 """
 
 from __future__ import annotations
@@ -43,39 +48,57 @@ class Config:
     scan_len: int = 20
     """Env steps per timed rollout."""
     episodes: int = 16
-    """Random-policy episodes per object for the success baseline (0: skip)."""
+    """Episodes per object and baseline policy for the success baselines (0: skip)."""
+    policies: tuple[str, ...] = ("random", "zero")
+    """Baseline policies: `random` (uniform actions) and `zero` (hold the settling pose)."""
+    dense: bool = False
+    """Use the dense-reward tasks (`rotate-z-dense`; success is the same flag)."""
     out: Path = RESULTS
     """JSONL file the rows are appended to."""
 
 
-def family_tasks(family: str, count: int) -> list[str]:
+POLICIES = ("random", "zero")
+
+
+def family_tasks(family: str, count: int, dense: bool = False) -> list[str]:
     names = [n for n in objects.TRAIN if objects.family_of(n) == family][:count]
-    return [f"shadowhand/rotate-z/{n}" for n in names]
+    kind = "rotate-z-dense" if dense else "rotate-z"
+    return [f"shadowhand/{kind}/{n}" for n in names]
 
 
-def random_success(env: envs.Env, key: jax.Array) -> np.ndarray:
-    """Per-task success rate of uniform random actions over one episode of every env."""
+def baseline(env: envs.Env, key: jax.Array,
+             policy: str = "random") -> tuple[np.ndarray, np.ndarray]:
+    """Per-task (success rate, mean return) of `policy` over one episode of every env."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown baseline policy {policy!r}; expected one of {POLICIES}")
     length = max(env.episode_length)
 
     def body(state, k):
-        action = jax.random.uniform(k, (env.num_envs, env.action_dim), jnp.float32, -1, 1)
-        state = env.step(state, action)
-        return state, None
+        shape = (env.num_envs, env.action_dim)
+        if policy == "random":
+            action = jax.random.uniform(k, shape, jnp.float32, -1, 1)
+        else:
+            action = jnp.zeros(shape, jnp.float32)
+        return env.step(state, action), None
 
     @jax.jit
     def run(key):
         key_reset, key_steps = jax.random.split(key)
         state, _ = jax.lax.scan(body, env.reset(key_reset), jax.random.split(key_steps, length))
-        return state.last_episode_success
+        return state.last_episode_success, state.last_episode_return
 
-    success = np.asarray(run(key)).reshape(env.num_tasks, env.envs_per_task)
-    return success.mean(axis=1)
+    success, returns = (np.asarray(x).reshape(env.num_tasks, env.envs_per_task)
+                        for x in run(key))
+    return success.mean(axis=1), returns.mean(axis=1)
 
 
 def main(cfg: Config) -> None:
+    for policy in cfg.policies:
+        if policy not in POLICIES:
+            raise SystemExit(f"unknown --policies entry {policy!r}; expected one of {POLICIES}")
     print(f"{'family':9} {'objects':>7} {'envs':>6} {'compile_s':>10} {'steps/s':>9}")
     for family in cfg.families:
-        many = family_tasks(family, cfg.objects)
+        many = family_tasks(family, cfg.objects, cfg.dense)
         for num_envs in cfg.num_envs:
             for tasks in (many[:1], many):
                 per_task = num_envs // len(tasks)
@@ -88,16 +111,20 @@ def main(cfg: Config) -> None:
                 append_row(cfg.out, row)
                 print(f"{family:9} {len(tasks):7d} {env.num_envs:6d} "
                       f"{result['compile_s']:10.1f} {result['steps_per_s']:9.0f}", flush=True)
-        if cfg.episodes:
+        if cfg.episodes and cfg.policies:
             env = envs.make(many, cfg.episodes)
-            rates = random_success(env, jax.random.key(0))
-            row = dict(row_header("shadowhand_random_success"),
-                       config=dict(family=family, tasks=many, episodes_per_task=cfg.episodes),
-                       success=dict(zip(many, rates.tolist(), strict=True)),
-                       mean_success=float(rates.mean()))
-            append_row(cfg.out, row)
-            print(f"{family}: random-policy success {rates.mean():.3f} "
-                  f"({cfg.episodes} episodes x {len(many)} objects)", flush=True)
+            for policy in cfg.policies:
+                rates, returns = baseline(env, jax.random.key(0), policy)
+                row = dict(row_header(f"shadowhand_{policy}_success"),
+                           config=dict(family=family, tasks=many, episodes_per_task=cfg.episodes,
+                                       policy=policy),
+                           success=dict(zip(many, rates.tolist(), strict=True)),
+                           mean_success=float(rates.mean()),
+                           mean_return=float(returns.mean()))
+                append_row(cfg.out, row)
+                print(f"{family}: {policy}-policy success {rates.mean():.3f}, return "
+                      f"{returns.mean():.1f} ({cfg.episodes} episodes x {len(many)} objects)",
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -97,8 +97,8 @@ def video_plan(cfg: TrainConfig, eval_env, logger: Logger) -> bool:
     if eval_env is None:
         problem = "no evaluation env (env.eval_episodes is 0)"
     elif not video.drawable_tasks(eval_env):
-        problem = ("no task can be drawn (videos need MJX tasks with a render model: EnvPool "
-                   "keeps its physics, ShadowHand objects have none yet)")
+        problem = ("no task can be drawn (videos need MJX tasks: EnvPool keeps its physics "
+                   "in the pool)")
     else:
         video.choose_gl()
         problem = video.renderer_problem()

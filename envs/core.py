@@ -77,9 +77,9 @@ class TaskBackend(NamedTuple):
     num_envs: int  # all its envs: num_tasks * envs per task, task-major
     action_dim: int  # continuous action size, or number of discrete actions
     discrete: bool = False
-    # MJX single-task backends (videos index a task's backend state by its task id); EnvPool's
-    # physics stays in the pool
-    renderable: Renderable | None = None
+    # per task served, how to draw it (its qpos reads that task's own E envs); empty where the
+    # physics cannot be drawn (EnvPool's stays in the pool)
+    renderables: tuple[Renderable | None, ...] = ()
     num_tasks: int = 1  # tasks served by one backend (same sizes; e.g. ShadowHand objects)
 
 

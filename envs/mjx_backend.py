@@ -175,11 +175,22 @@ def make_mjx_backend(env: Any, envs_per_task: int, episode_length: int) -> TaskB
             success=success,
         )
 
-    model = getattr(env, "render_model", None) or getattr(env, "mj_model", None)
-    renderable = None if model is None else Renderable(
-        model=model, fps=1.0 / float(env.dt), qpos=lambda state: state.env_state.data.qpos,
-    )
     return TaskBackend(
         reset=reset, step=step, num_envs=num_envs, action_dim=int(env.action_size),
-        renderable=renderable, num_tasks=num_tasks,
+        renderables=renderables(env, envs_per_task), num_tasks=num_tasks,
     )
+
+
+def renderables(env: Any, envs_per_task: int) -> tuple[Renderable, ...]:
+    """One `Renderable` per task of `env`: its CPU model (`render_model` / `mj_model`, or
+    `mj_models[i]` for the i-th task of a several-task env) and the qpos of its own envs."""
+    models = getattr(env, "mj_models", None) or [
+        getattr(env, "render_model", None) or getattr(env, "mj_model", None)]
+    if any(m is None for m in models):
+        return ()
+    fps = 1.0 / float(env.dt)
+
+    def task_qpos(i: int) -> Callable[[MjxState], jax.Array]:
+        return lambda state: state.env_state.data.qpos[i * envs_per_task:(i + 1) * envs_per_task]
+
+    return tuple(Renderable(model=m, fps=fps, qpos=task_qpos(i)) for i, m in enumerate(models))

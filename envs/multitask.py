@@ -64,8 +64,10 @@ def make_multitask(
     discrete = backends[0].discrete
     if any(b.discrete != discrete for b in backends):
         raise ValueError("cannot mix discrete-action (Atari) and continuous-action tasks")
-    if any(b.num_tasks > 1 and b.renderable is not None for b in backends):
-        raise ValueError("a backend of several tasks cannot be drawn (renderable must be None)")
+    for b in backends:
+        if b.renderables and len(b.renderables) != b.num_tasks:
+            raise ValueError(f"a backend of {b.num_tasks} tasks has {len(b.renderables)} "
+                             "renderables (one per task, or none)")
     num_envs = num_tasks * envs_per_task
     backend_of_task = np.repeat(np.arange(len(backends)), [b.num_tasks for b in backends])
     starts = np.cumsum([0] + [b.num_envs for b in backends])  # first env of each backend
@@ -168,7 +170,7 @@ def make_multitask(
         has_success=tuple(bool(s) for s in has_success),
         discrete=discrete,
         obs_dtype=obs_dtype,
-        renderables=tuple(backends[b].renderable for b in backend_of_task),
+        renderables=tuple(r for b in backends for r in (b.renderables or (None,) * b.num_tasks)),
         task_backend=tuple(int(b) for b in backend_of_task),
     )
 

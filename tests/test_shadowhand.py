@@ -155,6 +155,35 @@ def test_model_batch_gathers_each_objects_own_arrays():
         rotate.RotateZ([objects.get_object("box-00"), objects.get_object("sphere-00")])
 
 
+def test_each_object_of_a_batched_backend_is_drawn_from_its_own_model_and_envs():
+    from types import SimpleNamespace
+
+    from envs import mjx_backend
+
+    objs = [objects.get_object(n) for n in ("box-00", "box-01")]
+    task = rotate.RotateZ(objs)
+    drawn = mjx_backend.renderables(task, envs_per_task=3)
+    assert [r.model for r in drawn] == [hand.hand_model(o) for o in objs]
+    sizes = [r.model.geom_size[r.model.geom("object_0").id] for r in drawn]
+    np.testing.assert_allclose(sizes, [o.geoms[0].size for o in objs])
+    assert drawn[0].fps == pytest.approx(25.0)
+    qpos = np.arange(6 * 31, dtype=np.float32).reshape(6, 31)  # envs 0-2: box-00, 3-5: box-01
+    state = SimpleNamespace(env_state=SimpleNamespace(data=SimpleNamespace(qpos=qpos)))
+    np.testing.assert_array_equal(drawn[1].qpos(state), qpos[3:])
+    np.testing.assert_array_equal(drawn[0].qpos(state), qpos[:3])
+    m = drawn[0].model  # the collision geoms are drawn (group 0), the camera looks at the object
+    assert np.all(m.geom_group == 0) and m.camera("closeup").id == 0
+    assert m.cam_targetbodyid[0] == m.body("object").id
+
+
+def test_a_multi_task_backend_needs_one_renderable_per_task():
+    drawn = envs.Renderable(model=None, fps=1.0, qpos=lambda s: s)
+    backend = envs.TaskBackend(reset=lambda k: (None, jnp.zeros((4, 1))), step=None, num_envs=4,
+                               action_dim=1, renderables=(drawn,), num_tasks=2)
+    with pytest.raises(ValueError, match="2 tasks has 1 renderables"):
+        envs.make_multitask(["a", "b"], ["mjx", "mjx"], [backend], [10], [False])
+
+
 def _cpu_reward(d, goal):
     """Gymnasium-Robotics' sparse reward in NumPy, from a CPU MjData."""
     w1, x1, y1, z1 = d.qpos[rotate.HAND_JOINTS + 3 : rotate.HAND_JOINTS + 7]
@@ -239,10 +268,13 @@ def test_rotate_z_episodes_in_the_multitask_env():
 @pytest.mark.slow
 def test_brc_train_runs_shadowhand_objects_in_the_one_jit_loop(tmp_path):
     """`brc-train --env.tasks ...` on two box objects (one batched model): epochs, the per-task
-    success metric from evaluation, finite losses."""
+    success metric from evaluation, finite losses, and (where OpenGL works) a video per object,
+    each drawn from its own model."""
     import dataclasses
+    import os
 
     from brc_mjx import run as run_lib
+    from brc_mjx import video
     from configs.train import SHADOWHAND_CPU
 
     env_cfg = dataclasses.replace(SHADOWHAND_CPU.env, envs_per_task=2, eval_episodes=2,
@@ -251,10 +283,14 @@ def test_brc_train_runs_shadowhand_objects_in_the_one_jit_loop(tmp_path):
     cfg = dataclasses.replace(SHADOWHAND_CPU, env=env_cfg, total_env_steps=400,
                               warmup_env_steps=100, steps_per_epoch=100, updates_per_step=2,
                               eval_every=400, diagnostics_every=0, checkpoint_every=0,
-                              batch_size=32, compile_cache=False, run_dir=str(tmp_path / "run"))
+                              batch_size=32, compile_cache=False, run_dir=str(tmp_path / "run"),
+                              video=video.renderer_problem() is None)
     out = run_lib.run(cfg)
     assert out["epochs_done"] == 2
     keys = [k for k in out if k.endswith("/success")]
     assert keys == [f"eval/shadowhand/rotate-z/box-0{i}/success" for i in range(2)], keys
     assert all(0.0 <= out[k] <= 1.0 for k in keys)
     assert np.isfinite(out["train/critic_loss"])
+    if cfg.video:
+        names = sorted(os.listdir(tmp_path / "run" / "videos"))
+        assert names == [f"shadowhand_rotate-z_box-0{i}_400.gif" for i in range(2)], names

@@ -43,8 +43,8 @@ def slider_backend(num_envs: int) -> envs.TaskBackend:
 
     model = mujoco.MjModel.from_xml_string(SLIDER_XML)
     return envs.TaskBackend(reset=reset, step=step, num_envs=num_envs, action_dim=1,
-                            renderable=envs.Renderable(model=model, fps=10.0,
-                                                       qpos=lambda s: s["x"][:, None]))
+                            renderables=(envs.Renderable(model=model, fps=10.0,
+                                                         qpos=lambda s: s["x"][:, None]),))
 
 
 def slider_env(num_envs: int) -> envs.Env:

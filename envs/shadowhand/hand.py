@@ -9,7 +9,9 @@ with `mujoco.MjSpec` and edits it for MJX:
   with a free joint at the block's place (raised by what it is taller than the block);
 - geom margins are 0 (MJX has no contact margins); the forearm's convex collision mesh becomes a
   box of its bounding box (MJX's mesh collisions with the object were wrong / slow);
-- the visual meshes, textures, touch and joint sensors are dropped (nothing reads them);
+- the visual meshes, textures, touch and joint sensors are dropped (nothing reads them); the
+  collision geoms are drawn instead (geom group 0) and a camera `closeup` looks at the object,
+  for evaluation videos (neither changes the physics);
 - contact bits: the floor touches only the object (the hand never reaches it), as before the
   hand touches the object and, through its 19 explicit pairs, itself;
 - MJX's caps on the contact problem: the `MAX_GEOM_PAIRS` nearest pairs per geom-type group and
@@ -32,6 +34,7 @@ ASSET_PACKAGE = "gymnasium_robotics"
 _MANIPULATE_XML = "envs/assets/hand/manipulate_block.xml"
 OBJECT_POS = (1.0, 0.87, 0.2)  # where Gymnasium-Robotics puts the block (5 cm cube)
 BLOCK_HALF = 0.025
+CAMERA_POS = (1.0, 0.55, 0.45)  # `closeup`: in front of the fingers, above the palm
 OBJECT_CONDIM = 4  # Gymnasium-Robotics' object geoms: torsional friction
 FLOOR_BIT, HAND_BIT = 2, 1  # the hand's geoms have contype 1, conaffinity 0
 MAX_GEOM_PAIRS, MAX_CONTACTS = 8, 16
@@ -101,6 +104,7 @@ def build_spec(obj: ObjectSpec) -> mujoco.MjSpec:
             spec.delete(geom)
         else:
             geom.margin = 0.0
+            geom.group = 0
     for mesh in list(spec.meshes):
         spec.delete(mesh)
     for sensor in list(spec.sensors):
@@ -114,6 +118,8 @@ def build_spec(obj: ObjectSpec) -> mujoco.MjSpec:
     floor = spec.geom("floor0")
     floor.contype, floor.conaffinity = FLOOR_BIT, 0
     add_object(spec, obj)
+    spec.worldbody.add_camera(name="closeup", pos=CAMERA_POS, targetbody="object",
+                              mode=mujoco.mjtCamLight.mjCAMLIGHT_TARGETBODY)
     spec.option.ls_iterations = LS_ITERATIONS
     spec.add_numeric(name="max_contact_points", data=[MAX_CONTACTS])
     spec.add_numeric(name="max_geom_pairs", data=[MAX_GEOM_PAIRS])
