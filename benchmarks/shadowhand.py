@@ -15,11 +15,19 @@ already is). `--dense` measures the dense-reward tasks. Rows go to
 `benchmarks/results/shadowhand.jsonl`.
 
     python -m benchmarks.shadowhand --num-envs --dense --episodes 64   # baselines only
+
+`--plot-run RUN_DIR` draws a training run's eval success and return (mean over its objects, and
+per object) against env steps per object, with the newest baseline rows of the same tasks as
+dashed lines, into `--plot-out`, and measures nothing:
+
+    python -m benchmarks.shadowhand --plot-run runs/shadowhand-cpu \
+        --plot-out benchmarks/plots/shadowhand_boxes_dense_curve.png
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import jax
@@ -54,7 +62,11 @@ class Config:
     dense: bool = False
     """Use the dense-reward tasks (`rotate-z-dense`; success is the same flag)."""
     out: Path = RESULTS
-    """JSONL file the rows are appended to."""
+    """JSONL file the rows are appended to (and the baselines are read from with --plot-run)."""
+    plot_run: str = ""
+    """A training run directory to plot against the baselines (then nothing is measured)."""
+    plot_out: Path = Path("shadowhand_curve.png")
+    """Where --plot-run's figure goes."""
 
 
 POLICIES = ("random", "zero")
@@ -92,7 +104,61 @@ def baseline(env: envs.Env, key: jax.Array,
     return success.mean(axis=1), returns.mean(axis=1)
 
 
+def baseline_levels(rows: list[dict], tasks: list[str]) -> dict[str, tuple[float, float]]:
+    """policy -> (mean success, mean return) of the newest baseline row measured on exactly
+    `tasks` (rows in file order; a row without a return gives NaN)."""
+    levels = {}
+    for row in rows:
+        for policy in POLICIES:
+            if (row.get("benchmark") == f"shadowhand_{policy}_success"
+                    and list(row["config"]["tasks"]) == list(tasks)):
+                levels[policy] = (float(row["mean_success"]),
+                                  float(row.get("mean_return", float("nan"))))
+    return levels
+
+
+def plot_run(run_dir: str, rows: list[dict], out: Path) -> dict[str, tuple[float, float]]:
+    """Draw `run_dir`'s eval success and return against the baselines of its tasks (see the
+    module doc) into `out`; returns the baseline levels drawn."""
+    from brc_mjx.analysis import report
+
+    try:
+        run = report.load_run(run_dir)
+    except ValueError as err:
+        raise SystemExit(f"--plot-run: {err}") from None
+    tasks = run.task_names or run.tasks
+    if not tasks or not report.series(run, "eval/mean_success")[0].size:
+        raise SystemExit(f"--plot-run: {run_dir} has no evaluation with success rates yet")
+    levels = baseline_levels(rows, tasks)
+    plt = report.pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, metric in zip(axes, ("success", "return"), strict=True):
+        for task in tasks:
+            ax.plot(*report.series(run, f"eval/{task}/{metric}"), lw=0.8, alpha=0.45,
+                    label=task.rsplit("/", 1)[-1])
+        ax.plot(*report.series(run, f"eval/mean_{metric}"), "k.-", lw=1.8, label="mean")
+        for (policy, level), style in zip(sorted(levels.items()), ("--", ":"), strict=False):
+            ax.axhline(level[0 if metric == "success" else 1], color="tab:red", ls=style,
+                       label=f"{policy} policy")
+        ax.set(title=f"eval {metric} ({len(tasks)} objects)", xlabel="env steps per object",
+               ylabel=f"eval {metric}")
+        report.steps_axis(ax)
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return levels
+
+
 def main(cfg: Config) -> None:
+    if cfg.plot_run:
+        rows = [json.loads(line) for line in cfg.out.read_text().splitlines()
+                if line.strip()] if cfg.out.exists() else []
+        levels = plot_run(cfg.plot_run, rows, cfg.plot_out)
+        print(f"wrote {cfg.plot_out} (baselines: "
+              f"{', '.join(sorted(levels)) or 'none measured on these tasks'})")
+        return
     for policy in cfg.policies:
         if policy not in POLICIES:
             raise SystemExit(f"unknown --policies entry {policy!r}; expected one of {POLICIES}")

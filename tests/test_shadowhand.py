@@ -294,3 +294,48 @@ def test_brc_train_runs_shadowhand_objects_in_the_one_jit_loop(tmp_path):
     if cfg.video:
         names = sorted(os.listdir(tmp_path / "run" / "videos"))
         assert names == [f"shadowhand_rotate-z_box-0{i}_400.gif" for i in range(2)], names
+
+
+def _baseline_row(policy, tasks, success, ret=None, benchmark=None):
+    row = {"benchmark": benchmark or f"shadowhand_{policy}_success",
+           "config": {"tasks": list(tasks)}, "mean_success": success}
+    if ret is not None:
+        row["mean_return"] = ret
+    return row
+
+
+def test_the_plot_takes_the_newest_baselines_measured_on_the_runs_own_tasks(tmp_path):
+    import json
+
+    from benchmarks import shadowhand as bench
+
+    tasks = ["shadowhand/rotate-z-dense/box-00", "shadowhand/rotate-z-dense/box-01"]
+    rows = [
+        _baseline_row("random", tasks, 0.5, -100.0),  # superseded by the row below
+        _baseline_row("random", tasks, 0.0, -237.0),
+        _baseline_row("zero", tasks, 0.25),  # an older row: no return
+        _baseline_row("zero", tasks[:1], 0.75, -1.0),  # other tasks
+        _baseline_row("zero", list(reversed(tasks)), 0.75, -1.0),  # other task order
+        _baseline_row("zero", tasks, 0.75, -1.0, benchmark="shadowhand_env_only"),
+    ]
+    levels = bench.baseline_levels(rows, tasks)
+    assert levels["random"] == (0.0, -237.0)
+    assert levels["zero"][0] == 0.25 and np.isnan(levels["zero"][1])
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "meta.json").write_text(json.dumps({"task_names": tasks}))
+    (run / "metrics.jsonl").write_text(json.dumps({"env_steps": 100, "loss": 1.0}) + "\n")
+    with pytest.raises(SystemExit, match="no evaluation with success rates"):
+        bench.plot_run(str(run), rows, tmp_path / "c.png")
+    records = [{"env_steps": s, "eval/mean_success": m, "eval/mean_return": -m,
+                **{f"eval/{t}/{k}": m for t in tasks for k in ("success", "return")}}
+               for s, m in ((1000, 0.0), (2000, 0.5))]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "plots" / "curve.png"
+    drawn = bench.plot_run(str(run), rows, out)
+    assert sorted(drawn) == ["random", "zero"] and drawn["random"] == (0.0, -237.0)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit, match="not a readable run directory"):
+        bench.plot_run(str(tmp_path / "missing"), rows, out)

@@ -193,7 +193,8 @@ def task_embeddings(run: Run) -> np.ndarray | None:
     return leaves.get(EMBEDDING_PATH)
 
 
-def _plt():
+def pyplot():
+    """``matplotlib.pyplot`` on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -202,7 +203,7 @@ def _plt():
     return plt
 
 
-def _steps_axis(ax) -> None:
+def steps_axis(ax) -> None:  # also used by benchmarks.shadowhand
     """Env steps in thousands (``100k``): full numbers overlap on narrow panels."""
     from matplotlib.ticker import FuncFormatter
 
@@ -210,7 +211,7 @@ def _steps_axis(ax) -> None:
 
 
 def plot_curves(runs: Sequence[Run], path: str) -> None:
-    plt = _plt()
+    plt = pyplot()
     groups = group_by_label(runs)
     tasks = sorted({t for run in runs for t in run.tasks})
     cols = min(4, len(tasks) + 1)
@@ -230,7 +231,7 @@ def plot_curves(runs: Sequence[Run], path: str) -> None:
             if len(members) > 1:
                 ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
         ax.set(title=title, xlabel="env steps per task", ylabel=f"eval {ylabel}")
-        _steps_axis(ax)
+        steps_axis(ax)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     # One legend under the panels: inside a panel it hides the curves.
@@ -249,13 +250,13 @@ DIAG_KEYS = (("diag/conflict_rate", "gradient-conflict rate"),
 
 
 def plot_diagnostics(runs: Sequence[Run], path: str) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(DIAG_KEYS), figsize=(4.5 * len(DIAG_KEYS), 3.2))
     for ax, (key, title) in zip(axes, DIAG_KEYS, strict=True):
         for run in runs:
             ax.plot(*series(run, key), marker=".", label=run.label)
         ax.set(title=title, xlabel="env steps per task")
-        _steps_axis(ax)
+        steps_axis(ax)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -263,7 +264,7 @@ def plot_diagnostics(runs: Sequence[Run], path: str) -> None:
 
 
 def plot_embeddings(tables: Sequence[tuple[Run, np.ndarray, list[str]]], path: str) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 4.5), squeeze=False)
     for ax, (run, table, tasks) in zip(axes.flat, tables, strict=True):
         coords = pca_2d(table / np.linalg.norm(table, axis=1, keepdims=True))
