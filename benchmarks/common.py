@@ -62,16 +62,25 @@ def profile_call(name: str, compiled, run_once, steps: int) -> dict[str, float]:
     """Trace one blocking ``run_once()`` of ``compiled`` into ``profiles/<name>``.
 
     Prints and returns the XLA op time per phase and per step (``brc_mjx.profiling``); open the
-    trace itself with TensorBoard's profile plugin or Perfetto.
+    trace itself with TensorBoard's profile plugin or Perfetto. The program's HLO text is saved
+    beside the trace (``program.hlo.txt``) so that the split can be redone from the files alone.
+    A trace that cannot be split is reported in one line and the benchmark goes on.
     """
     from brc_mjx import profiling
 
-    directory = str(PROFILES_DIR / name)
-    with profiling.trace(directory):
-        start = time.perf_counter()
-        run_once()
-        wall_us = 1e6 * (time.perf_counter() - start) / steps
-    summary, _ = profiling.summarize(directory, compiled.as_text(), wall_us)
+    directory = PROFILES_DIR / name
+    hlo_text = compiled.as_text()
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "program.hlo.txt").write_text(hlo_text)
+    try:
+        with profiling.trace(str(directory)):
+            start = time.perf_counter()
+            run_once()
+            wall_us = 1e6 * (time.perf_counter() - start) / steps
+        summary, _ = profiling.summarize(str(directory), hlo_text, wall_us)
+    except Exception as e:  # noqa: BLE001 -- the profile is an extra; the measurement stands
+        print(f"profile {name} ({directory}): failed: {e!r}", flush=True)
+        return {}
     print(f"profile {name} ({directory}): {wall_us:.0f} us of wall time per step (traced); "
           f"XLA op time by phase:\n{profiling.format_summary(summary)}", flush=True)
     return summary

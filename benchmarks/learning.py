@@ -122,7 +122,7 @@ def time_learning(cfg: Config, width: int, batch: int, dtype: str = "float32") -
         def run_once():
             holder[0], _ = jax.block_until_ready(compiled(holder[0], jax.random.key(99)))
 
-        profile_call(f"learning-w{width}-b{batch}", compiled, run_once, cfg.updates)
+        profile_call(f"learning-{dtype}-w{width}-b{batch}", compiled, run_once, cfg.updates)
     steps_per_s = cfg.updates / best
     peak = matmul_flops_per_s(batch * 2, width, width, cfg.repeats, dtype)
     achieved = flops_per_step * steps_per_s

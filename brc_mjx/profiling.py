@@ -98,9 +98,16 @@ def phase_summary(trace_file: str, hlo_text: str) -> tuple[dict[str, float], flo
     totals: dict[str, float] = collections.defaultdict(float)
     start, end = float("inf"), -float("inf")
     for event in events:
-        if event.get("ph") == "X" and event.get("name") in phases:
+        if event.get("ph") != "X":
+            continue
+        # CPU thunks are named by their instruction; GPU kernels by the kernel, with the
+        # instruction in args["hlo_op"]
+        name = event.get("name")
+        if name not in phases:
+            name = (event.get("args") or {}).get("hlo_op")
+        if name in phases:
             ts, dur = float(event.get("ts", 0.0)), float(event.get("dur", 0.0))
-            totals[phases[event["name"]]] += dur
+            totals[phases[name]] += dur
             start, end = min(start, ts), max(end, ts + dur)
     span = max(end - start, 0.0)
     return dict(sorted(totals.items(), key=lambda kv: -kv[1])), span

@@ -40,6 +40,23 @@ def test_spent_budget_skips_points_with_a_row(tmp_path):
     assert [r["config"]["point"] for r in _rows(out)] == skipped
 
 
+def test_a_failing_part_writes_a_row_and_the_parts_after_it_still_run(tmp_path, monkeypatch):
+    out = tmp_path / "gpu.jsonl"
+    ran = []
+
+    def broken(cfg, sizes, budget):
+        raise ValueError("no GPU memory left")
+
+    monkeypatch.setitem(gpu.RUNNERS, "learning", broken)
+    monkeypatch.setitem(gpu.RUNNERS, "env_only", lambda cfg, sizes, budget: ran.append("env"))
+    with pytest.raises(RuntimeError, match=r"part\(s\) \['learning'\] failed"):
+        gpu.main(gpu.Config(smoke=True, parts=("learning", "env_only"), out=out))
+    assert ran == ["env"]  # in the order given, after the failure
+    (row,) = _rows(out)
+    assert row["benchmark"] == "failed" and row["config"] == {"part": "learning"}
+    assert row["error"] == "ValueError: no GPU memory left"
+
+
 def test_unknown_part_is_one_line():
     with pytest.raises(SystemExit, match=r"unknown part\(s\) \['gpus'\]"):
         gpu.main(gpu.Config(parts=("gpus",)))

@@ -61,6 +61,24 @@ def test_phase_summary_sums_leaf_op_time_and_its_span(tmp_path):
     assert lines[0].split() == ["critic_update", "230.0", "us/step", "86.8", "%"]
 
 
+def test_gpu_kernel_events_count_under_the_instruction_named_in_their_args(tmp_path):
+    # On a GPU the event is named by the kernel; the HLO instruction is args["hlo_op"].
+    events = [
+        {"ph": "X", "name": "sm90_xmma_gemm_bf16bf16_f32", "ts": 10.0, "dur": 70.0,
+         "args": {"hlo_op": "dot.1", "hlo_module": "jit_train_epoch"}},
+        {"ph": "X", "name": "loop_add_fusion", "ts": 90.0, "dur": 5.0,
+         "args": {"hlo_op": "add_fusion.7"}},
+        {"ph": "X", "name": "cudaLaunchKernel", "ts": 0.0, "dur": 3.0, "args": {}},  # host API
+        {"ph": "X", "name": "memcpy", "ts": 200.0, "dur": 9.0},  # no args: not an instruction
+    ]
+    path = tmp_path / "g.trace.json.gz"
+    with gzip.open(path, "wt") as f:
+        json.dump({"traceEvents": events}, f)
+    totals, span = profiling.phase_summary(str(path), HLO)
+    assert totals == {"critic_update": 70.0, "act": 5.0}
+    assert span == 85.0  # 10 -> 95
+
+
 def test_latest_perfetto_trace_names_the_directory_when_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         profiling.latest_perfetto_trace(str(tmp_path))
