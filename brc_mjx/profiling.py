@@ -94,21 +94,20 @@ def phase_summary(trace_file: str, hlo_text: str) -> tuple[dict[str, float], flo
     """
     phases = instruction_phases(hlo_text)
     with gzip.open(trace_file, "rt") as f:
-        events = json.load(f)["traceEvents"]
+        events = [e for e in json.load(f)["traceEvents"] if e.get("ph") == "X"]
+    # CPU thunks, and the GPU's derived "XLA Ops" line, are named by their instruction; GPU
+    # kernels are named by the kernel, with the instruction in args["hlo_op"]. Count one view
+    # only: the instruction-named events where there are any, else the kernels.
+    named = [(e["name"], e) for e in events if e.get("name") in phases]
+    if not named:
+        named = [(op, e) for e in events
+                 if (op := (e.get("args") or {}).get("hlo_op")) in phases]
     totals: dict[str, float] = collections.defaultdict(float)
     start, end = float("inf"), -float("inf")
-    for event in events:
-        if event.get("ph") != "X":
-            continue
-        # CPU thunks are named by their instruction; GPU kernels by the kernel, with the
-        # instruction in args["hlo_op"]
-        name = event.get("name")
-        if name not in phases:
-            name = (event.get("args") or {}).get("hlo_op")
-        if name in phases:
-            ts, dur = float(event.get("ts", 0.0)), float(event.get("dur", 0.0))
-            totals[phases[name]] += dur
-            start, end = min(start, ts), max(end, ts + dur)
+    for name, event in named:
+        ts, dur = float(event.get("ts", 0.0)), float(event.get("dur", 0.0))
+        totals[phases[name]] += dur
+        start, end = min(start, ts), max(end, ts + dur)
     span = max(end - start, 0.0)
     return dict(sorted(totals.items(), key=lambda kv: -kv[1])), span
 

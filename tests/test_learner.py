@@ -1,6 +1,7 @@
 """sgd_step: jit, determinism, Polyak target, and the critic learning a tiny fixed batch."""
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -81,6 +82,32 @@ def test_make_learner_rejects_bad_config():
         make_learner(LearnerConfig(gamma=1.0), 4, (1,))
     with pytest.raises(ValueError, match="action dim >= 1"):
         make_learner(LearnerConfig(), 4, (0, 2))
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_every_critic_matmul_forward_and_backward_runs_in_the_compute_dtype(dtype):
+    """On a GPU the critic's FLOPs reach the bf16 tensor cores only if every matmul of the
+    forward and backward pass takes bf16 operands: none may fall back to float32."""
+    cfg = LearnerConfig(network=NetworkConfig(critic_width=64, actor_width=32,
+                                              critic_compute_dtype=dtype))
+    learner = make_learner(cfg, 5, (2, 3))
+    state = init_state(learner, jax.random.key(0), num_envs=4, max_episode_length=10)
+    obs, act, tid = jnp.ones((8, 5)), jnp.zeros((8, 3)), jnp.zeros(8, jnp.int32)
+
+    def loss(params):
+        return learner.nets.critic.apply(params, obs, act, tid).sum()
+
+    short = {"bfloat16": "bf16", "float32": "f32"}[dtype]
+    for fn, matmuls in ((loss, 6), (jax.grad(loss), 6 + 11)):
+        text = jax.jit(fn).lower(state.critic_params).as_text()
+        operands = [re.search(r": \((.*?)\) ->", line).group(1)
+                    for line in text.splitlines() if "stablehlo.dot_general" in line]
+        # embedding-input block, 4 hidden layers (2 residual blocks), the 101-atom head; the
+        # backward adds an input and a weight gradient per layer (the first layer's input
+        # gradient, towards the observation, is not needed)
+        assert len(operands) == matmuls
+        for pair in operands:
+            assert re.findall(r"x([a-z]+[0-9]*)>", pair) == [short, short], pair
 
 
 def test_bfloat16_critic_compute_keeps_float32_params_and_tracks_float32():
