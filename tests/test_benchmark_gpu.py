@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +94,51 @@ def test_brax_compat_replicates_each_leaf_over_the_devices():
     with brax_jax_compat():
         assert callable(jax.device_put_replicated)
     assert hasattr(jax, "device_put_replicated") == had
+
+
+GPU_BOX = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_box.sh"
+
+
+def test_gpu_box_carries_every_package_at_a_version_ci_tests(tmp_path):
+    """Each wheel gpu_box.sh brings is pinned in the jax 0.11 CI set, and a missing pin is an
+    error naming the package (a stale list must not silently download something untested)."""
+    text = GPU_BOX.read_text()
+    packages = text.split('PACKAGES="')[1].split('"')[0].split()
+    pins = (GPU_BOX.parents[1] / ".ci" / "jax011-requirements.txt").read_text().lower()
+    for name in packages:
+        assert f"\n{name.lower()}==" in pins, name
+    assert {"mujoco", "mujoco-mjx", "playground", "brax", "tyro"} <= set(packages)
+    box = tmp_path / "benchmarks" / "gpu_box.sh"  # a checkout whose pins lack "brax"
+    box.parent.mkdir()
+    box.write_text(text)
+    (tmp_path / ".ci").mkdir()
+    (tmp_path / ".ci" / "jax011-requirements.txt").write_text("mujoco==3.17.0\n")
+    r = subprocess.run(["bash", str(box), "wheels", str(tmp_path / "w")], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "mujoco-mjx is not pinned" in r.stderr
+    r = subprocess.run(["bash", str(GPU_BOX), "fly"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("usage: gpu_box.sh wheels DIR")
+
+
+@pytest.mark.slow
+def test_gpu_box_run_leaves_log_rows_and_traces(tmp_path):
+    """`gpu_box.sh run` as on a GPU machine whose python3 has everything (install skipped)."""
+    site, shim, out = tmp_path / "site", tmp_path / "bin", tmp_path / "out"
+    (site / "mujoco").mkdir(parents=True)  # "already installed"
+    shim.mkdir()
+    (shim / "python3").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    (shim / "python3").chmod(0o755)
+    env = dict(os.environ, PATH=f"{shim}:{os.environ['PATH']}", GPU_BOX_SITE=str(site))
+    r = subprocess.run(["bash", str(GPU_BOX), "run", str(tmp_path / "none"), str(out), "--smoke",
+                        "--profile", "--parts", "learning"], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    log = (out / "log").read_text()
+    assert "jax " in log and "== learning:" in log
+    assert [row["benchmark"] for row in _rows(out / "gpu.jsonl")] == ["gpu_learning"] * 2
+    with tarfile.open(out / "profiles.tgz") as tar:
+        names = tar.getnames()
+    for dtype in ("float32", "bfloat16"):
+        assert f"profiles/learning-{dtype}-w32-b16/program.hlo.txt" in names
+        assert any(n.startswith(f"profiles/learning-{dtype}-w32-b16/") and
+                   n.endswith(".trace.json.gz") for n in names)
