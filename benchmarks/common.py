@@ -68,16 +68,15 @@ def profile_call(name: str, compiled, run_once, steps: int) -> dict[str, float]:
     """
     from brc_mjx import profiling
 
-    directory = PROFILES_DIR / name
+    directory = str(PROFILES_DIR / name)
     hlo_text = compiled.as_text()
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "program.hlo.txt").write_text(hlo_text)
+    profiling.save_program(directory, hlo_text, "program")
     try:
-        with profiling.trace(str(directory)):
+        with profiling.trace(directory):
             start = time.perf_counter()
             run_once()
             wall_us = 1e6 * (time.perf_counter() - start) / steps
-        summary, _ = profiling.summarize(str(directory), hlo_text, wall_us)
+        summary, _ = profiling.summarize(directory, hlo_text, wall_us)
     except Exception as e:  # noqa: BLE001 -- the profile is an extra; the measurement stands
         print(f"profile {name} ({directory}): failed: {e!r}", flush=True)
         return {}

@@ -44,6 +44,19 @@ def trace(directory: str):
         jax.profiler.stop_trace()
 
 
+def save_program(directory: str, hlo_text: str, name: str) -> str:
+    """Write a traced program's HLO beside its trace (``<directory>/<name>.hlo.txt``).
+
+    The trace names ops by HLO instruction; with this file the phase split
+    (:func:`summarize`) can be redone, and each op's shape and scopes read, from the files alone.
+    """
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"{name}.hlo.txt")
+    with open(path, "w") as f:
+        f.write(hlo_text)
+    return path
+
+
 def instruction_phases(hlo_text: str, phases: tuple[str, ...] = PHASES) -> dict[str, str]:
     """Map each non-control-flow HLO instruction of ``hlo_text`` to its phase name.
 

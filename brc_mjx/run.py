@@ -135,8 +135,7 @@ def _report_phases(logger: Logger, profile_dir: str, hlo_text: str, steps: int,
     with open(os.path.join(profile_dir, "phases.json"), "w") as f:
         json.dump({"us_per_train_step": summary, "wall_us_per_train_step": wall_us,
                    "steps": steps, "span_us": span_us}, f, indent=2)
-    with open(os.path.join(profile_dir, "train_epoch.hlo.txt"), "w") as f:
-        f.write(hlo_text)  # op names of the trace -> HLO instructions, shapes and op_name scopes
+    profiling.save_program(profile_dir, hlo_text, "train_epoch")
     logger.console(f"profile: {wall_us:.0f} us of wall time per train step (traced); XLA op "
                    f"time by phase (over the first {span_us / 1e6:.2f} s of the trace):\n"
                    + profiling.format_summary(summary))
