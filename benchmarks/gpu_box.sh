@@ -8,15 +8,20 @@
 #                                                  # entry with ARGS, keep log + rows + traces in OUT
 #
 # The wheels are the packages such an image lacks, at the versions CI tests on jax 0.11.2
-# (.ci/jax011-requirements.txt), for CPython 3.12 manylinux x86-64: ~48 MiB. They are installed
+# (.ci/jax011-requirements.txt), for CPython 3.12 manylinux x86-64: ~59 MiB. They are installed
 # with --no-deps into a scratch folder put first on PYTHONPATH (playground declares warp-lang,
-# needed only for impl="warp"). Within a short lease, split the entry in two calls, e.g.
+# needed only for impl="warp"). Playground imports lxml and tqdm, Brax imports PIL: an image with
+# only jax + flax's neighbours lacks them. CI rehearses `run` in such an image
+# (.ci/gpu-box-image.txt, on CPU). `run` first imports everything the entry needs and stops in
+# one line naming what is missing. $GPU_BOX_PYTHON (default python3) is the image's Python.
+# Within a short lease, split the entry in two calls, e.g.
 #   run DIR OUT --profile --parts learning collection end_to_end --budget-s 250
 #   run DIR OUT --parts peer env_only --budget-s 190
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACKAGES="mujoco mujoco-mjx playground brax jaxopt trimesh ml_collections PyOpenGL glfw tyro
-docstring_parser typeguard tensorboardX flax optax orbax-checkpoint"
+docstring_parser typeguard tensorboardX flax optax orbax-checkpoint tqdm lxml pillow"
+py=${GPU_BOX_PYTHON:-python3}
 
 pin() {  # the version CI tests of package $1
   local line
@@ -43,16 +48,27 @@ case "${1:-}" in
     shift 3
     site=${GPU_BOX_SITE:-/tmp/brc_mjx_site}
     mkdir -p "$out" && out=$(cd "$out" && pwd)
-    [ -d "$site/mujoco" ] || python3 -m pip install -q --no-index --no-deps --no-compile \
+    [ -d "$site/mujoco" ] || "$py" -m pip install -q --no-index --no-deps --no-compile \
       --no-cache-dir --upgrade --target "$site" "$dir"/*.whl
     export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1
+    "$py" - <<'EOF' || exit 2
+import importlib, sys
+for name in ("jax", "flax", "optax", "orbax.checkpoint", "mujoco", "mujoco.mjx", "tyro",
+             "tensorboardX", "mujoco_playground",
+             "brax.training.agents.sac.train", "benchmarks.gpu", "benchmarks.peer"):
+    try:
+        importlib.import_module(name)
+    except ImportError as e:
+        sys.exit(f"gpu_box.sh: importing {name} fails on this machine ({e}); add the missing "
+                 "package to PACKAGES and rerun 'wheels'")
+EOF
     log="$out/log"
     { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv || true
-      python3 -c "import jax, flax, mujoco; print('jax', jax.__version__, 'flax',
+      "$py" -c "import jax, flax, mujoco; print('jax', jax.__version__, 'flax',
         flax.__version__, 'mujoco', mujoco.__version__, jax.devices())"
     } 2>&1 | tee -a "$log"
     status=0
-    python3 -m benchmarks.gpu --out "$out/gpu.jsonl" "$@" 2>&1 | tee -a "$log" || status=$?
+    "$py" -m benchmarks.gpu --out "$out/gpu.jsonl" "$@" 2>&1 | tee -a "$log" || status=$?
     # the traces' Perfetto files and the HLO beside them: enough to redo the phase split offline
     if [ -d benchmarks/profiles ]; then
       (cd benchmarks && find profiles \( -name '*.trace.json.gz' -o -name '*.hlo.txt' \) |

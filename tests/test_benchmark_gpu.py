@@ -120,15 +120,30 @@ def test_gpu_box_carries_every_package_at_a_version_ci_tests(tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("usage: gpu_box.sh wheels DIR")
 
 
+def test_gpu_box_run_stops_in_one_line_naming_a_module_the_machine_lacks(tmp_path):
+    """Before any log or measurement: Playground imports lxml at import time; a machine without it
+    (here: an lxml that cannot be imported, first on the path) is named in one line, exit 2."""
+    site, out = tmp_path / "site", tmp_path / "out"
+    (site / "mujoco").mkdir(parents=True)  # "already installed"
+    (site / "lxml").mkdir()
+    (site / "lxml" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'lxml'\", name='lxml')\n")
+    env = dict(os.environ, GPU_BOX_PYTHON=sys.executable, GPU_BOX_SITE=str(site))
+    r = subprocess.run(["bash", str(GPU_BOX), "run", str(tmp_path / "none"), str(out), "--smoke"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1] == (
+        "gpu_box.sh: importing mujoco_playground fails on this machine (No module named 'lxml'); "
+        "add the missing package to PACKAGES and rerun 'wheels'")
+    assert not (out / "log").exists() and not (out / "gpu.jsonl").exists()
+
+
 @pytest.mark.slow
 def test_gpu_box_run_leaves_log_rows_and_traces(tmp_path):
-    """`gpu_box.sh run` as on a GPU machine whose python3 has everything (install skipped)."""
-    site, shim, out = tmp_path / "site", tmp_path / "bin", tmp_path / "out"
+    """`gpu_box.sh run` as on a GPU machine whose Python has everything (install skipped)."""
+    site, out = tmp_path / "site", tmp_path / "out"
     (site / "mujoco").mkdir(parents=True)  # "already installed"
-    shim.mkdir()
-    (shim / "python3").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
-    (shim / "python3").chmod(0o755)
-    env = dict(os.environ, PATH=f"{shim}:{os.environ['PATH']}", GPU_BOX_SITE=str(site))
+    env = dict(os.environ, GPU_BOX_PYTHON=sys.executable, GPU_BOX_SITE=str(site))
     r = subprocess.run(["bash", str(GPU_BOX), "run", str(tmp_path / "none"), str(out), "--smoke",
                         "--profile", "--parts", "learning"], env=env, capture_output=True,
                        text=True, timeout=600)
