@@ -15,7 +15,7 @@ train: $(VENV)/.installed
 	$(VENV)/bin/brc-train
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
