@@ -120,17 +120,26 @@ def test_gpu_box_carries_every_package_at_a_version_ci_tests(tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("usage: gpu_box.sh wheels DIR")
 
 
+def _gpu_box_run(tmp_path, *args, timeout, site_files=None):
+    """`gpu_box.sh run` on a machine whose Python (this one) has everything: the wheel install is
+    skipped (its site folder already holds mujoco); ``site_files`` are put first on the path."""
+    site = tmp_path / "site"
+    (site / "mujoco").mkdir(parents=True)
+    for name, text in (site_files or {}).items():
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_text(text)
+    env = dict(os.environ, GPU_BOX_PYTHON=sys.executable, GPU_BOX_SITE=str(site))
+    return subprocess.run(["bash", str(GPU_BOX), "run", str(tmp_path / "none"),
+                           str(tmp_path / "out"), *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
 def test_gpu_box_run_stops_in_one_line_naming_a_module_the_machine_lacks(tmp_path):
     """Before any log or measurement: Playground imports lxml at import time; a machine without it
     (here: an lxml that cannot be imported, first on the path) is named in one line, exit 2."""
-    site, out = tmp_path / "site", tmp_path / "out"
-    (site / "mujoco").mkdir(parents=True)  # "already installed"
-    (site / "lxml").mkdir()
-    (site / "lxml" / "__init__.py").write_text(
-        "raise ModuleNotFoundError(\"No module named 'lxml'\", name='lxml')\n")
-    env = dict(os.environ, GPU_BOX_PYTHON=sys.executable, GPU_BOX_SITE=str(site))
-    r = subprocess.run(["bash", str(GPU_BOX), "run", str(tmp_path / "none"), str(out), "--smoke"],
-                       env=env, capture_output=True, text=True, timeout=300)
+    out = tmp_path / "out"
+    r = _gpu_box_run(tmp_path, "--smoke", timeout=300, site_files={
+        "lxml/__init__.py": "raise ModuleNotFoundError(\"No module named 'lxml'\", name='lxml')\n"})
     assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
     assert r.stderr.strip().splitlines()[-1] == (
         "gpu_box.sh: importing mujoco_playground fails on this machine (No module named 'lxml'); "
@@ -141,12 +150,8 @@ def test_gpu_box_run_stops_in_one_line_naming_a_module_the_machine_lacks(tmp_pat
 @pytest.mark.slow
 def test_gpu_box_run_leaves_log_rows_and_traces(tmp_path):
     """`gpu_box.sh run` as on a GPU machine whose Python has everything (install skipped)."""
-    site, out = tmp_path / "site", tmp_path / "out"
-    (site / "mujoco").mkdir(parents=True)  # "already installed"
-    env = dict(os.environ, GPU_BOX_PYTHON=sys.executable, GPU_BOX_SITE=str(site))
-    r = subprocess.run(["bash", str(GPU_BOX), "run", str(tmp_path / "none"), str(out), "--smoke",
-                        "--profile", "--parts", "learning"], env=env, capture_output=True,
-                       text=True, timeout=600)
+    out = tmp_path / "out"
+    r = _gpu_box_run(tmp_path, "--smoke", "--profile", "--parts", "learning", timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     log = (out / "log").read_text()
     assert "jax " in log and "== learning:" in log
