@@ -53,9 +53,9 @@ def row_header(benchmark: str) -> dict:
 
 def xla_flops(compiled) -> float:
     """FLOPs of a compiled program by XLA's cost analysis (a loop body counts once)."""
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return float(cost.get("flops", 0.0))
+    from brc_mjx.roofline import cost_of
+
+    return cost_of(compiled).flops
 
 
 def profile_call(name: str, compiled, run_once, steps: int) -> dict[str, float]:

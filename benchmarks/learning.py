@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import tyro
 
-from benchmarks.common import RESULTS_DIR, append_row, profile_call, row_header, xla_flops
+from benchmarks.common import RESULTS_DIR, append_row, profile_call, row_header
+from brc_mjx import roofline
 from brc_mjx.config import LearnerConfig, NetworkConfig
 from brc_mjx.learner import init_state, make_learner, sgd_step
 from brc_mjx.replay import Transition
@@ -109,7 +110,8 @@ def time_learning(cfg: Config, width: int, batch: int, dtype: str = "float32") -
     # XLA's cost analysis counts a loop body once, whatever its trip count: take the FLOPs of
     # one un-scanned step.
     single = jax.jit(functools.partial(sgd_step, learner)).lower(state, data, jax.random.key(1))
-    flops_per_step = xla_flops(single.compile())
+    cost = roofline.cost_of(single.compile())
+    flops_per_step = cost.flops
     state, _ = jax.block_until_ready(compiled(state, jax.random.key(1)))  # warm-up
     best = float("inf")
     for i in range(cfg.repeats):
@@ -126,9 +128,17 @@ def time_learning(cfg: Config, width: int, batch: int, dtype: str = "float32") -
     steps_per_s = cfg.updates / best
     peak = matmul_flops_per_s(batch * 2, width, width, cfg.repeats, dtype)
     achieved = flops_per_step * steps_per_s
-    return dict(compile_s=compile_s, steady_s=best, sgd_steps_per_s=steps_per_s,
-                flops_per_step=flops_per_step, achieved_flops_per_s=achieved,
-                matmul_flops_per_s=peak, fraction_of_matmul=achieved / peak)
+    result = dict(compile_s=compile_s, steady_s=best, sgd_steps_per_s=steps_per_s,
+                  flops_per_step=flops_per_step, bytes_per_step=cost.bytes,
+                  io_bytes_per_step=cost.io_bytes, achieved_flops_per_s=achieved,
+                  matmul_flops_per_s=peak, fraction_of_matmul=achieved / peak)
+    acc = roofline.accelerator_for(jax.devices()[0].device_kind)
+    if acc is not None:  # a device with datasheet peaks: the prediction beside the measurement
+        predicted = roofline.bound(cost, acc, roofline.matmul_type(dtype))
+        result.update(predicted_s_per_step=predicted.seconds, predicted_limit=predicted.limit,
+                      estimated_s_per_step=predicted.estimate_s,
+                      fraction_of_roofline=predicted.seconds * steps_per_s)
+    return result
 
 
 def main(cfg: Config) -> None:

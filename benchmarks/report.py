@@ -64,6 +64,30 @@ def learning_table(rows) -> str:
     return "\n".join(lines)
 
 
+def gpu_learning_table(rows) -> str:
+    """The GPU entry's learning points, each against its roofline prediction (brc_mjx.roofline:
+    ``predicted / measured`` time per sgd step, i.e. the MFU where compute binds)."""
+    rows = [r for r in rows if r.get("benchmark") == "gpu_learning"]
+    if not rows:
+        return "No GPU learning row yet (`benchmarks/results/gpu.jsonl`)."
+    lines = ["| device | dtype | width | batch | sgd steps/s | GFLOP/step | TFLOP/s | matmul "
+             "TFLOP/s | of matmul | predicted us/step (bound) | measured us/step | of roofline "
+             "| commit |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in sorted(rows, key=lambda r: (r["device"], r["config"].get("compute_dtype", "float32"),
+                                         r["config"]["width"], r["config"]["batch"])):
+        c = r["config"]
+        predicted = r.get("predicted_s_per_step")
+        lines.append(
+            f"| {r['device']} | {c.get('compute_dtype', 'float32')} | {c['width']} | "
+            f"{c['batch']} | {r['sgd_steps_per_s']:.1f} | {r['flops_per_step'] / 1e9:.1f} | "
+            f"{r['achieved_flops_per_s'] / 1e12:.1f} | {r['matmul_flops_per_s'] / 1e12:.1f} | "
+            f"{r['fraction_of_matmul']:.2f} | "
+            + (f"{predicted * 1e6:.0f} ({r['predicted_limit']})" if predicted else "-")
+            + f" | {1e6 / r['sgd_steps_per_s']:.0f} | {_opt(r.get('fraction_of_roofline'))} | "
+            f"{_commit(r)} |")
+    return "\n".join(lines)
+
+
 def loop_table(rows) -> str:
     lines = ["| device | benchmark | tasks | envs/task | env-only steps/s | ours env-steps/s | "
              "updates/s | ratio (collection target >= 0.90) | ceiling | compile s | commit |",
@@ -200,6 +224,7 @@ def main() -> None:
     text = replace_section(text, "learning", learning_table(learning_rows))
     text = replace_section(text, "loop", loop_table(loop_rows))
     text = replace_section(text, "peer", peer_table(peer_rows))
+    text = replace_section(text, "gpu_learning", gpu_learning_table(load("gpu")))
     README.write_text(text)
     for path in plot(env_rows, learning_rows):
         print(f"wrote {path}")

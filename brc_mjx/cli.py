@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import tyro
 from rich.console import Console
 from rich.table import Table
+
+#: the paper-scale presets (64M, 256M, 1B critics) and the 4M MJX preset
+ROOFLINE_PRESETS = ("dmc-easy-mjx-4m", "humanoidbench-h1-64m", "dmc-hard-64m", "dmc-hard-256m",
+                    "dmc-hard-1b")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +47,18 @@ class InfoArgs:
     """Also compile each preset's sharded sgd_step and report XLA's per-device memory."""
     fake_devices: int = 0
     """Simulate this many CPU devices (sets XLA_FLAGS before JAX starts); 0: real devices."""
+    roofline: bool = False
+    """Instead of the memory table: predict, from XLA's cost analysis of one compiled sgd_step
+    and one env step per training preset, the H100 / H200 lower bounds per update and per 1M env
+    steps per task (brc_mjx.roofline)."""
+    roofline_presets: tuple[str, ...] = ROOFLINE_PRESETS
+    """Training presets of --roofline."""
+    roofline_batches: tuple[int, ...] = (1024, 4096)
+    """Batch sizes of --roofline (the preset's updates per env step are kept)."""
+    roofline_dtypes: tuple[str, ...] = ("float32", "bfloat16")
+    """Critic compute dtypes of --roofline."""
+    out: Path | None = None
+    """--roofline: also append one JSON row per point to this file."""
 
 
 def _gb(n: int) -> str:
@@ -57,7 +74,10 @@ def info_main(argv: list[str] | None = None) -> None:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                    + f" --xla_force_host_platform_device_count={args.fake_devices}")
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    list(preset_memory_rows(args))  # the table is printed once every row is computed
+    if args.roofline:
+        roofline_rows(args)
+    else:
+        list(preset_memory_rows(args))  # the table is printed once every row is computed
 
 
 
@@ -164,3 +184,117 @@ def preset_memory_rows(args: InfoArgs):
         table.add_row(*cells)
         yield row
     Console(width=200).print(table)
+
+
+def _check_roofline_args(args: InfoArgs) -> None:
+    """One-line errors for bad ``--roofline`` input, before anything is built or compiled."""
+    import difflib
+
+    from configs.train import TRAIN_PRESETS
+
+    for name in args.roofline_presets:
+        if name not in TRAIN_PRESETS:
+            close = difflib.get_close_matches(name, TRAIN_PRESETS, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise SystemExit(f"brc-info: error: unknown training preset {name!r}{hint}")
+    for batch in args.roofline_batches:
+        if batch < 1:
+            raise SystemExit(f"brc-info: error: --roofline-batches must be >= 1, got {batch}")
+    for dtype in args.roofline_dtypes:
+        if dtype not in ("float32", "bfloat16"):
+            raise SystemExit(f"brc-info: error: --roofline-dtypes: {dtype!r} is not float32 or "
+                             "bfloat16")
+
+
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:,.0f}" if seconds * 1e6 >= 10 else f"{seconds * 1e6:.1f}"
+
+
+def roofline_rows(args: InfoArgs, presets: dict | None = None) -> list[dict]:
+    """Compute, print (and with ``--out`` append) the ``brc-info --roofline`` table.
+
+    ``presets`` maps a name to a ``TrainConfig`` (default: ``configs.train.TRAIN_PRESETS``).
+    Returns one dict per (preset, dtype, batch).
+    """
+    import json
+
+    import jax
+
+    import envs
+    from brc_mjx import roofline
+    from configs import parameter_counts
+
+    if presets is None:
+        _check_roofline_args(args)
+        from configs.train import TRAIN_PRESETS
+
+        presets = {name: TRAIN_PRESETS[name][1] for name in args.roofline_presets}
+    accs = roofline.ACCELERATORS
+    table = Table(title=(
+        "PREDICTION (roofline lower bounds, not measurements): XLA cost analysis of one compiled "
+        f"sgd_step / env step on {jax.devices()[0].device_kind}, against datasheet peaks: "
+        + "; ".join(f"{a.name} {a.flops_per_s['bfloat16'] / 1e12:.0f} TFLOP/s bf16, "
+                    f"{a.flops_per_s['tf32'] / 1e12:.0f} TF32, {a.bytes_per_s / 1e12:.2f} TB/s"
+                    for a in accs)
+        + ". Each time is 'lower bound - estimate': the bound charges the FLOPs at the peak and "
+          "the program's inputs + outputs at the bandwidth (the binding roof in brackets), the "
+          "estimate charges XLA's bytes accessed instead (this machine's fusion). float32 "
+          "matmuls are charged at TF32 (XLA's default precision on NVIDIA). An env step counts "
+          "one solver iteration (XLA counts a loop body once); EnvPool steps on the host (not "
+          "counted)."))
+    columns = ["preset", "critic params", "dtype", "batch", "GFLOP/update", "GB in+out",
+               "GB accessed"]
+    columns += [f"{a.name} us/update" for a in accs]
+    columns += ["env step GFLOP / GB accessed"]
+    columns += [f"{a.name} env us/step" for a in accs]
+    columns += [f"{a.name} min/1M steps/task" for a in accs]
+    for column in columns:
+        table.add_column(column, justify="right")
+    rows = []
+    for name, cfg in presets.items():
+        env = envs.make(cfg.env.tasks, cfg.env.envs_per_task, backend=cfg.env.backend)
+        updates, env_cost = roofline.preset_costs(cfg, env, args.roofline_batches,
+                                                  args.roofline_dtypes)
+        counts = parameter_counts(cfg.learner.network, env.obs_dim, env.action_dim,
+                                  env.num_tasks)
+        for (batch, dtype), cost in updates.items():
+            matmul = roofline.matmul_type(dtype)
+            row = dict(preset=name, tasks=env.num_tasks, envs_per_task=cfg.env.envs_per_task,
+                       updates_per_step=cfg.updates_per_step,
+                       critic_width=cfg.learner.network.critic_width,
+                       critic_member_params=counts["critic_member"],
+                       total_params=counts["total"], dtype=dtype, matmul=matmul, batch=batch,
+                       update=dataclasses.asdict(cost),
+                       env_step=env_cost and dataclasses.asdict(env_cost), predicted={})
+            cells = [name, f"{counts['critic_member'] / 1e6:,.1f}M", dtype, str(batch),
+                     f"{cost.flops / 1e9:,.1f}", f"{cost.io_bytes / 1e9:.3f}",
+                     f"{cost.bytes / 1e9:.3f}"]
+            env_cells, million_cells = [], []
+            for acc in accs:
+                upd = roofline.bound(cost, acc, matmul)
+                step = roofline.bound(env_cost, acc, matmul) if env_cost else None
+                lo, hi = (roofline.seconds_per_million(
+                    u, e, cfg.updates_per_step, cfg.env.envs_per_task)
+                    for u, e in ((upd.seconds, step.seconds if step else 0.0),
+                                 (upd.estimate_s, step.estimate_s if step else 0.0)))
+                row["predicted"][acc.name] = dict(
+                    update_s=upd.seconds, update_limit=upd.limit, update_estimate_s=upd.estimate_s,
+                    env_step_s=step and step.seconds,
+                    env_step_estimate_s=step and step.estimate_s,
+                    seconds_per_million=lo, seconds_per_million_estimate=hi)
+                cells.append(f"{_us(upd.seconds)} ({upd.limit[:3]}) - {_us(upd.estimate_s)}")
+                env_cells.append(f"{_us(step.seconds)} - {_us(step.estimate_s)}" if step
+                                 else "host")
+                million_cells.append(f"{lo / 60:,.1f} - {hi / 60:,.1f}")
+            cells.append(f"{env_cost.flops / 1e9:.3f} / {env_cost.bytes / 1e9:.3f}"
+                         if env_cost else "host")
+            table.add_row(*cells, *env_cells, *million_cells)
+            rows.append(row)
+            if args.out is not None:
+                from benchmarks.common import append_row, row_header
+
+                append_row(args.out, dict(row_header("roofline"), **row))
+            print(json.dumps({k: row[k] for k in ("preset", "dtype", "batch")}) + " done",
+                  flush=True)
+    Console(width=250).print(table)
+    return rows
