@@ -40,18 +40,29 @@ def atari_options(cfg: TrainConfig):
     )
 
 
+#: host-simulator (EnvPool) seeds of the evaluation envs are the run's seed plus this: disjoint
+#: from the training pools' seeds (seed + env index) for any batch under a million envs
+EVAL_SEED_OFFSET = 1 << 20
+
+
 def make_envs(cfg: TrainConfig):
-    """Training and evaluation env batches from the registry (fails fast on unknown names)."""
+    """Training and evaluation env batches from the registry (fails fast on unknown names).
+
+    Host simulators (EnvPool) are seeded from ``cfg.seed``, so runs of different seeds see
+    different initial states (MJX envs take their randomness from the run's key instead).
+    """
     import envs
 
     tasks = list(cfg.env.tasks)
     atari = atari_options(cfg)
-    env = envs.make(tasks, cfg.env.envs_per_task, backend=cfg.env.backend, atari=atari)
+    env = envs.make(tasks, cfg.env.envs_per_task, backend=cfg.env.backend, seed=cfg.seed,
+                    atari=atari)
     if cfg.env.reward_scales:
         env = envs.scale_rewards(env, cfg.env.reward_scales)
     eval_env = None
     if cfg.env.eval_episodes > 0:  # evaluation reports the game score: rewards never clipped
         eval_env = envs.make(tasks, cfg.env.eval_episodes, backend=cfg.env.backend,
+                             seed=cfg.seed + EVAL_SEED_OFFSET,
                              atari=dataclasses.replace(atari, reward_clip=False))
     return env, eval_env
 

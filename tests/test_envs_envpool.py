@@ -285,3 +285,25 @@ def test_atari_frame_stack_repeats_the_first_frame_and_shifts_by_one():
         np.testing.assert_array_equal(states.final_obs[t][:, :3], prev[:, 1:])
         prev = states.obs[t]
     assert len({states.obs[-1][0, k].tobytes() for k in range(4)}) > 1  # it does move
+
+
+def test_runs_of_different_seeds_start_envpool_envs_differently():
+    """The run's seed reaches the host simulators: two seeds give different initial states, one
+    seed the same; the evaluation envs are seeded apart from the training envs."""
+    from brc_mjx.config import EnvConfig, TrainConfig
+    from brc_mjx.run import make_envs
+
+    def first_obs(seed):
+        cfg = TrainConfig(env=EnvConfig(tasks=("dmc/cartpole-swingup",), backend="envpool",
+                                        envs_per_task=2, eval_episodes=2), seed=seed)
+        env, eval_env = make_envs(cfg)
+        key = jax.random.key(0)
+        return (np.asarray(jax.jit(env.reset)(key).obs),
+                np.asarray(jax.jit(eval_env.reset)(key).obs))
+
+    train0, eval0 = first_obs(0)
+    train0_again, _ = first_obs(0)
+    train1, _ = first_obs(1)
+    np.testing.assert_array_equal(train0, train0_again)
+    assert not np.allclose(train0, train1)
+    assert not np.allclose(train0, eval0)
