@@ -42,10 +42,28 @@ def load_playground(mjx_id: str, impl: str = "jax", **config_overrides: Any) -> 
         # Playground 0.2.0's reacher picks the MjSpec API by comparing version *strings*
         # ("3.17.0" < "3.3.0"), so with mujoco >= 3.10 it calls the removed `find_body`.
         mujoco.MjSpec.find_body = mujoco.MjSpec.body
+    from mujoco_playground._src.dm_control_suite import walker
+
     env = dm_control_suite.load(mjx_id, config_overrides={"impl": impl, **config_overrides})
     if int(env._config.action_repeat) != 1:  # Playground keeps action repeat in its config
         raise ValueError(f"{mjx_id}: expected action_repeat 1, got {env._config.action_repeat}")
+    if isinstance(env, walker.PlanarWalker):
+        env._get_obs = functools.partial(_walker_obs, env)
     return env
+
+
+def _walker_obs(env: Any, data: Any, info: dict) -> jax.Array:
+    """dm_control's walker observation: body orientations, torso *height*, joint velocities.
+
+    Playground 0.2.0's walker puts the torso's zz orientation where dm_control has the torso's
+    height (``xpos['torso', 'z']``); zz is already in the orientations, so that walker never sees
+    how high it is, which 3/4 of its stand reward depends on (tests/test_envs_mjx.py compares
+    with dm_control's own observation).
+    """
+    del info
+    orientations = data.xmat[1:, [0, 0], [0, 2]].ravel()  # (2 * (bodies - 1),) xx, xz
+    height = data.xpos[env._torso_id, 2]
+    return jnp.concatenate([orientations, height.reshape(1), data.qvel])
 
 
 def load_mjx(specs: Any, impl: str = "jax") -> Any:
