@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 from pathlib import Path
 
@@ -229,6 +230,8 @@ def plot(cfg: Plot) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # XLA:CPU logs a false machine-type error per cached program (as brc-train, brc_mjx.cli)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     cmd = tyro.extras.subcommand_cli_from_dict(
         {"run": Run, "official": Official, "plot": Plot}, args=argv)
     {Run: run, Official: official, Plot: plot}[type(cmd)](cmd)

@@ -89,12 +89,49 @@ def parse_train_args(argv: list[str]):
     """
     from configs.train import TRAIN_PRESETS
 
+    stored = _resumed_config(argv)
+    if stored is not None:
+        from brc_mjx.config import TrainConfig
+
+        return tyro.cli(TrainConfig, default=stored, args=argv, prog="brc-train",
+                        description="Resume a run with its stored config; flags given with "
+                                    "--resume override it (a resumed run may change only some).")
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["cpu-default", *argv]
     return tyro.extras.overridable_config_cli(
         TRAIN_PRESETS, prog="brc-train", args=argv,
         description="Train BRC (multi-task SAC, categorical BroNet critics) in one jitted loop.",
     )
+
+
+def _resumed_config(argv: list[str]):
+    """The stored config of the run that ``argv`` resumes, or None.
+
+    ``brc-train --resume --run-dir R`` (no preset name) continues R as it was configured: its
+    ``config.json`` is the default every other flag overrides. With a preset name, or where R has
+    no ``config.json``, the preset is the default as for a new run.
+    """
+    import json
+    import os
+
+    from brc_mjx.config import TrainConfig, from_json
+
+    if not argv or not argv[0].startswith("-") or "--resume" not in argv:
+        return None
+    run_dir = None
+    for i, arg in enumerate(argv):
+        if arg in ("--run-dir", "--run_dir") and i + 1 < len(argv):
+            run_dir = argv[i + 1]
+        elif arg.startswith(("--run-dir=", "--run_dir=")):
+            run_dir = arg.split("=", 1)[1]
+    path = os.path.join(run_dir, "config.json") if run_dir else ""
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return from_json(TrainConfig, json.load(f))
+    except (OSError, ValueError, TypeError) as err:
+        raise SystemExit(f"brc-train: error: cannot read {path}: {err}") from None
 
 
 def train_main(argv: list[str] | None = None) -> int:

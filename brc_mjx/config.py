@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from typing import Literal
 
 
@@ -314,6 +315,29 @@ RESUMABLE_FIELDS = (
 def to_json(cfg) -> dict:
     """A config as the JSON dict written to ``config.json`` (tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def from_json(cls, obj: dict):
+    """The config of class ``cls`` stored as ``obj`` (``to_json``'s inverse).
+
+    Lists become the tuples the fields declare; a field the JSON lacks (a run directory written
+    by an older version) keeps its default, and a key no field has is refused.
+    """
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(obj) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {', '.join(unknown)}")
+    values = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in obj:
+            continue
+        value, hint = obj[field.name], hints[field.name]
+        if dataclasses.is_dataclass(hint):
+            value = from_json(hint, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[field.name] = value
+    return cls(**values)
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:

@@ -60,14 +60,18 @@ def _env(cache_dir: str) -> dict:
     return env
 
 
-def brc_train(cache_dir, run_dir, *extra, kill_when=None) -> tuple[int, str]:
+def brc_train(cache_dir, run_dir, *extra, kill_when=None, resume=False) -> tuple[int, str]:
     """Run ``brc-train``; with ``kill_when`` (polled every ms) SIGKILL it once that holds.
 
-    Returns the exit code (``-9`` when killed) and the output.
+    ``resume`` runs ``brc-train --resume --run-dir R`` alone, as a user resumes: the run's
+    stored config holds every other setting. Returns the exit code (``-9`` when killed) and
+    the output.
     """
     log = Path(f"{run_dir}.log{time.monotonic_ns()}")
+    argv = (["--resume", "--run-dir", str(run_dir)] if resume
+            else [*ARGS, "--run-dir", str(run_dir), *extra])
     with open(log, "w") as out:
-        proc = subprocess.Popen([BRC_TRAIN, *ARGS, "--run-dir", str(run_dir), *extra],
+        proc = subprocess.Popen([BRC_TRAIN, *argv],
                                 stdout=out, stderr=subprocess.STDOUT, env=_env(cache_dir))
         start = time.monotonic()
         while proc.poll() is None and time.monotonic() - start < TIMEOUT_S:
@@ -132,7 +136,7 @@ def runs(tmp_path_factory, cache_dir):
         out["envpool_kill"] = brc_train(cache_dir, run_dir, *pool,
                                         kill_when=lambda: "2" in _checkpoints(run_dir))
         out["envpool_killed_at"] = _newest(run_dir)
-        out["envpool_resume"] = brc_train(cache_dir, run_dir, *pool, "--resume")
+        out["envpool_resume"] = brc_train(cache_dir, run_dir, resume=True)
 
     def writing_chain():
         run_dir = out["writing"]
@@ -142,7 +146,7 @@ def runs(tmp_path_factory, cache_dir):
 
         out["writing_kill"] = brc_train(cache_dir, run_dir, kill_when=writing_third)
         out["writing_left"] = _checkpoints(run_dir)
-        out["writing_resume"] = brc_train(cache_dir, run_dir, "--resume")
+        out["writing_resume"] = brc_train(cache_dir, run_dir, resume=True)
 
     def corrupt_chain():
         run_dir = out["corrupt"]
@@ -152,7 +156,7 @@ def runs(tmp_path_factory, cache_dir):
         for path in (Path(run_dir) / "checkpoints" / str(newest) / "state").rglob("*"):
             if path.is_file():
                 path.write_bytes(b"garbage")
-        out["corrupt_resume"] = brc_train(cache_dir, run_dir, "--resume")
+        out["corrupt_resume"] = brc_train(cache_dir, run_dir, resume=True)
 
     threads = [_in_background(envpool_chain)]
     out["reference_run"] = brc_train(cache_dir, out["reference"])

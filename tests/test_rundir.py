@@ -133,3 +133,40 @@ def test_cli_resume_without_checkpoint_fails_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"brc-train: error: --resume: {tmp_path}/none holds no checkpoint to resume "
                    "(pass --start-if-no-checkpoint to start a fresh run there instead)"]
+
+
+def test_resume_with_only_the_run_dir_takes_the_stored_config(tmp_path):
+    """``brc-train --resume --run-dir R`` continues R as configured (not as the default preset
+    is); a flag given with it overrides the stored value, which prepare() then checks."""
+    from brc_mjx.cli import parse_train_args
+    from brc_mjx.config import EnvConfig
+
+    run_dir = tmp_path / "r1"
+    stored = _cfg(run_dir, env=EnvConfig(tasks=("dmc/walker-walk", "dmc/hopper-stand"),
+                                         envs_per_task=3), batch_size=64, total_env_steps=12_000)
+    _fake_run(run_dir, stored)
+    cfg = parse_train_args(["--resume", "--run-dir", str(run_dir)])
+    assert cfg == dataclasses.replace(stored, resume=True)
+    cfg = parse_train_args(["--resume", f"--run-dir={run_dir}", "--total-env-steps", "20000"])
+    assert cfg == dataclasses.replace(stored, resume=True, total_env_steps=20_000)
+    assert rundir.resume_changes(to_json(stored), cfg) == ["total_env_steps 12000 -> 20000"]
+    # a changed shape is refused by the rules of a resume, naming the field
+    cfg = parse_train_args(["--resume", "--run-dir", str(run_dir), "--batch-size", "128"])
+    with pytest.raises(rundir.RunDirError, match=r"batch_size \(64 -> 128\)"):
+        rundir.prepare(cfg)
+    # with a preset name the preset is the default, as for a new run
+    cfg = parse_train_args(["cpu-default", "--resume", "--run-dir", str(run_dir)])
+    assert cfg.env.tasks == ("dmc-easy",)
+
+
+def test_config_json_round_trips_every_preset():
+    from brc_mjx.config import from_json
+    from configs.train import TRAIN_PRESETS
+
+    for name, (_, cfg) in TRAIN_PRESETS.items():
+        assert from_json(TrainConfig, json.loads(json.dumps(to_json(cfg)))) == cfg, name
+    stored = to_json(TrainConfig())
+    del stored["learner"]["tau"]  # written by an older version: the default fills it
+    assert from_json(TrainConfig, stored).learner.tau == TrainConfig().learner.tau
+    with pytest.raises(ValueError, match="has no field"):
+        from_json(TrainConfig, {**to_json(TrainConfig()), "bogus": 1})
