@@ -86,7 +86,7 @@ def time_loop(cfg: Config, env, updates_per_step: int) -> dict:
     program = train.build(train_cfg, env)
     state = train.init_sharded_state(train_cfg, env, program)
     flops = policy_flops(program, state)
-    epoch, compile_s = train.compile_epoch(train_cfg, env, program, state)
+    epoch, compile_s, _ = train.compile_epoch(train_cfg, env, program, state)
     state, _ = jax.block_until_ready(epoch(state))  # warm-up (also fills some replay)
     best = float("inf")
     for _ in range(2):

@@ -476,7 +476,7 @@ def run_ours(clock: CompileClock, cfg: TrainConfig, max_epochs: int | None = Non
     program = train.build(cfg, env)
     learner, derived = program.learner, program.derived
     state = train.init_sharded_state(cfg, env, program)
-    epoch_fn, epoch_compile_s = train.compile_epoch(cfg, env, program, state)
+    epoch_fn, epoch_compile_s, _ = train.compile_epoch(cfg, env, program, state)
     eval_fn = None
     if evaluate_every:
         eval_env = envs.make(list(cfg.env.tasks), cfg.env.eval_episodes, backend=cfg.env.backend)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -69,6 +70,33 @@ def truncate_records(path: str, env_steps: int) -> None:
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def phase(console: Console, what: str, enabled: bool = True):
+    """Say what starts before it starts and how long it took once done.
+
+    On a terminal a spinner shows the elapsed time meanwhile: a compile or a large initial state
+    can take minutes and print nothing. Yields a dict: a ``"note"`` put there is appended to the
+    closing line.
+    """
+    notes: dict = {}
+    if not enabled:
+        yield notes
+        return
+    start = time.perf_counter()
+    if console.is_terminal:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with Progress(SpinnerColumn(), TextColumn(f"{what} ..."), TimeElapsedColumn(),
+                      console=console, transient=True) as progress:
+            progress.add_task(what, total=None)
+            yield notes
+    else:
+        console.print(f"{what} ...")
+        yield notes
+    note = f" ({notes['note']})" if notes.get("note") else ""
+    console.print(f"{what}: {time.perf_counter() - start:.1f} s{note}")
+
+
 class Logger:
     """Writes every record to TensorBoard and ``metrics.jsonl``, and a summary to the console."""
 
@@ -101,6 +129,10 @@ class Logger:
     def console(self, message: str) -> None:
         if self.enabled:
             self.console_out.print(message)
+
+    def phase(self, what: str):
+        """:func:`phase` on this logger's console (silent on non-lead processes)."""
+        return phase(self.console_out, what, self.enabled)
 
     def start_progress(self, total_env_steps: int, env_steps: int) -> None:
         """Show a live progress line (terminal only): steps per task, %, ETA, rates, last eval."""

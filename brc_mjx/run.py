@@ -15,13 +15,14 @@ from collections.abc import Callable
 
 import jax
 import numpy as np
+from rich.console import Console
 
 from brc_mjx import checkpoint, parallel, profiling, rundir, train, transfer, video, warmstart
 from brc_mjx.acting import deterministic_step, evaluate
 from brc_mjx.analysis import diagnostics
 from brc_mjx.config import TrainConfig, to_json
 from brc_mjx.discrete import acting as discrete_acting
-from brc_mjx.logger import Logger, run_metadata
+from brc_mjx.logger import Logger, phase, run_metadata
 from envs import normalised_scores
 
 
@@ -93,11 +94,11 @@ def enable_compile_cache(directory: str) -> str:
 
 def compile_side(fn, args: tuple, name: str, cfg: TrainConfig, env, mesh, export_dir: str):
     """Compile an evaluation / diagnostics program for `args`, through `warmstart`'s exports
-    when they are on and usable for `env` on `mesh`."""
+    when they are on and usable for `env` on `mesh`; returns ``(compiled, cached)``."""
     if export_dir and warmstart.usable(env, mesh):
         key = warmstart.program_key(name, to_json(cfg), args, warmstart.env_identity(env))
-        return warmstart.compile_exported(fn, args, export_dir, key)[0]
-    return fn.lower(*args).compile()
+        return warmstart.compile_exported(fn, args, export_dir, key)
+    return fn.lower(*args).compile(), False
 
 
 def video_plan(cfg: TrainConfig, eval_env, logger: Logger) -> bool:
@@ -200,6 +201,8 @@ def run(
 
     manager = checkpoint.make_manager(os.path.join(cfg.run_dir, "checkpoints"),
                                       cfg.keep_checkpoints)
+    lead = jax.process_index() == 0  # only process 0 logs and writes run metadata
+    console = Console(highlight=False, soft_wrap=True)
     state, resumed_at = None, None
     if restore:
         target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
@@ -212,14 +215,19 @@ def run(
             messages.append("EnvPool envs cannot be restored: all envs were reset, the episodes "
                             "in flight are lost (their transitions stay in the replay)")
     if state is None:
-        state = train.init_sharded_state(cfg, env, program)
+        learner_shapes = program.abstract_state.learner
+        params = sum(x.size for x in jax.tree.leaves(
+            (learner_shapes.critic_params, getattr(learner_shapes, "actor_params", {}))))
+        with phase(console, f"building the initial state ({params / 1e6:,.1f}M parameters, "
+                            f"{needed / 2**30:.2f} GiB of replay)", lead):
+            state = train.init_sharded_state(cfg, env, program)
         if plan.active:
             state = transfer.load(state, plan, tasks, cfg)
             messages.extend(transfer.describe(plan, tasks, cfg))
 
-    lead = jax.process_index() == 0  # only process 0 logs and writes run metadata
     start_env_steps = int(state.env_steps) * cfg.env.envs_per_task
-    logger = Logger(cfg.run_dir, env.task_names, enabled=lead, start_env_steps=start_env_steps)
+    logger = Logger(cfg.run_dir, env.task_names, enabled=lead, start_env_steps=start_env_steps,
+                    console=console)
     for message in messages:
         logger.console(message)
     logger.console(
@@ -249,32 +257,40 @@ def run(
         # program deserialized from an export written by another process (a fresh state, or the
         # same program exported in this process, do not): resumed runs trace their programs.
         export_dir = ""
-    epoch_fn, compile_s = train.compile_epoch(cfg, env, program, state, export_dir)
+    with logger.phase(f"compiling the training epoch ({cfg.steps_per_epoch} vectorized steps; "
+                      "a first start takes minutes on a CPU, a later one with the same settings "
+                      "loads it from the cache)") as done:
+        epoch_fn, compile_s, cached = train.compile_epoch(cfg, env, program, state, export_dir)
+        done["note"] = "loaded from the warm-start cache" if cached else ""
     # Evaluation and diagnostics are compiled now, not at their first use mid-run.
     t = time.perf_counter()
     eval_key = jax.random.PRNGKey(cfg.seed + 1)
-    eval_fn = None
+    eval_fn = diag_fn = None
     videos = video_plan(cfg, eval_env, logger)  # the same on every process: one eval program
-    if eval_env is not None:
-        policy_step = discrete_acting.eval_step if env.discrete else deterministic_step
-        eval_fn = jax.jit(functools.partial(evaluate, learner, eval_env,
-                                            num_steps=derived.max_episode_length, trace=videos,
-                                            policy_step=policy_step))
-        eval_fn = compile_side(eval_fn, (state.learner, eval_key), f"evaluate:{videos}", cfg,
-                               eval_env, program.mesh, export_dir)
-    diag_fn = None
     if derived.diagnostics_every_epochs and env.discrete:
         logger.console("diagnostics off: they read the continuous learner's actor and "
                        "temperature (discrete-action runs have none)")
-    elif derived.diagnostics_every_epochs:
-        diag_key = jax.random.PRNGKey(cfg.seed + 2)
-        diag_fn = jax.jit(functools.partial(diagnostics.diagnose, learner,
-                                            cfg.diagnostics_per_task))
-        diag_fn = compile_side(diag_fn, (state.learner, state.replay, diag_key), "diagnose",
-                               cfg, env, program.mesh, export_dir)
+    sides = [name for name, on in (("evaluation", eval_env is not None), (
+        "diagnostics", derived.diagnostics_every_epochs and not env.discrete)) if on]
+    with logger.phase(f"compiling {' and '.join(sides) or 'nothing else'}") as done:
+        cached = []
+        if eval_env is not None:
+            policy_step = discrete_acting.eval_step if env.discrete else deterministic_step
+            eval_fn = jax.jit(functools.partial(evaluate, learner, eval_env,
+                                                num_steps=derived.max_episode_length,
+                                                trace=videos, policy_step=policy_step))
+            eval_fn, hit = compile_side(eval_fn, (state.learner, eval_key), f"evaluate:{videos}",
+                                        cfg, eval_env, program.mesh, export_dir)
+            cached += ["evaluation"] if hit else []
+        if "diagnostics" in sides:
+            diag_key = jax.random.PRNGKey(cfg.seed + 2)
+            diag_fn = jax.jit(functools.partial(diagnostics.diagnose, learner,
+                                                cfg.diagnostics_per_task))
+            diag_fn, hit = compile_side(diag_fn, (state.learner, state.replay, diag_key),
+                                        "diagnose", cfg, env, program.mesh, export_dir)
+            cached += ["diagnostics"] if hit else []
+        done["note"] = f"{' and '.join(cached)} loaded from the warm-start cache" if cached else ""
     side_compile_s = time.perf_counter() - t
-    logger.console(f"compiled the train epoch in {compile_s:.1f} s, evaluation and diagnostics "
-                   f"in {side_compile_s:.1f} s")
 
     logger.start_progress(derived.epochs * cfg.steps_per_epoch * cfg.env.envs_per_task,
                           start_env_steps)

@@ -400,10 +400,13 @@ def reset_envs(env, program: Program, state: TrainState) -> TrainState:
 
 def compile_epoch(cfg: TrainConfig, env, program: Program, state: TrainState,
                   export_dir: str = ""):
-    """Compile the sharded epoch ahead of time for ``state``; returns ``(epoch_fn, seconds)``.
+    """Compile the sharded epoch ahead of time for ``state``.
 
     With ``export_dir`` (and an exportable env, ``warmstart.usable``) the program goes through a
     serialized ``jax.export`` there, so a second identical start skips tracing it.
+
+    Returns:
+      ``(epoch_fn, seconds, cached)``: ``cached`` says the program came from an export.
     """
     start = time.perf_counter()
     epoch = make_train_epoch(program.learner, env, cfg, program.derived, program.mesh,
@@ -411,8 +414,8 @@ def compile_epoch(cfg: TrainConfig, env, program: Program, state: TrainState,
     if export_dir and warmstart.usable(env, program.mesh):
         key = warmstart.program_key("train_epoch", to_json(cfg), (state,),
                                     warmstart.env_identity(env))
-        epoch, _ = warmstart.compile_exported(epoch, (state,), export_dir, key, donate=True,
-                                              state_out=True)
+        epoch, cached = warmstart.compile_exported(epoch, (state,), export_dir, key, donate=True,
+                                                   state_out=True)
     else:
-        epoch = epoch.lower(state).compile()
-    return epoch, time.perf_counter() - start
+        epoch, cached = epoch.lower(state).compile(), False
+    return epoch, time.perf_counter() - start, cached

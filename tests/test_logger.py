@@ -34,3 +34,37 @@ def test_progress_line_on_a_terminal(tmp_path):
     text = _log(tmp_path, terminal=True)
     assert "steps/task 400/400" in text and "100%" in text and "ETA" in text
     assert "eval 321.0" in text  # the latest eval stays on the progress line
+
+
+def test_phase_says_what_starts_and_how_long_it_took():
+    import io
+    import re
+
+    from rich.console import Console
+
+    from brc_mjx.logger import phase
+
+    out = io.StringIO()
+    with phase(Console(file=out, width=200), "compiling the training epoch") as done:
+        done["note"] = "loaded from the warm-start cache"
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "compiling the training epoch ..."
+    assert re.fullmatch(r"compiling the training epoch: \d+\.\d s \(loaded from the warm-start "
+                        r"cache\)", lines[1])
+    out = io.StringIO()
+    with phase(Console(file=out, width=200), "building", enabled=False):
+        pass
+    assert out.getvalue() == ""
+    # on a terminal the spinner is transient: only the closing line stays
+    out = io.StringIO()
+    with phase(Console(file=out, width=200, force_terminal=True, highlight=False), "building"):
+        pass
+    assert re.search(r"building: \d+\.\d s", out.getvalue())
+    # an error inside propagates, and no closing line claims it finished
+    out = io.StringIO()
+    try:
+        with phase(Console(file=out, width=200), "failing"):
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert out.getvalue().splitlines() == ["failing ..."]

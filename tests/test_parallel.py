@@ -30,7 +30,7 @@ def _run_epochs(data, fsdp, epochs=2):
     cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, envs_per_task=4))
     program = train.build(cfg, env)
     state = train.init_sharded_state(cfg, env, program)
-    epoch, _ = train.compile_epoch(cfg, env, program, state)
+    epoch, _, _ = train.compile_epoch(cfg, env, program, state)
     for _ in range(epochs):
         state, metrics = epoch(state)
     assert float(metrics["updates"]) > 0
