@@ -98,6 +98,13 @@ def parse_train_args(argv: list[str]):
                                     "--resume override it (a resumed run may change only some).")
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["cpu-default", *argv]
+    elif not argv[0].startswith("-") and argv[0] not in TRAIN_PRESETS:
+        import difflib
+
+        close = difflib.get_close_matches(argv[0], TRAIN_PRESETS, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise SystemExit(f"brc-train: error: unknown preset {argv[0]!r}{hint} (brc-train --help "
+                         "lists the presets; with none, cpu-default runs)")
     return tyro.extras.overridable_config_cli(
         TRAIN_PRESETS, prog="brc-train", args=argv,
         description="Train BRC (multi-task SAC, categorical BroNet critics) in one jitted loop.",

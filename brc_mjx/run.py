@@ -182,48 +182,52 @@ def run(
     train.validate(cfg)
     atari_options(cfg).validate()  # before the run directory is touched
     cfg, restore, messages = rundir.prepare(cfg)
-    export_dir = ""
-    if cfg.compile_cache:
-        cache_dir = enable_compile_cache(cfg.compile_cache_dir)
-        messages.append(f"compilation cache: {cache_dir}")
-        export_dir = os.path.join(cache_dir, "exports")
-    plan = transfer.plan(cfg, restore)
-    env, eval_env = env_factory(cfg)
-    env, eval_env = transfer.fit_envs(plan, cfg, env, eval_env)
-    program = train.build(cfg, env, plan)
-    learner, derived = program.learner, program.derived
-    tasks = plan.learner_tasks(env)
-    needed = train.replay_bytes(cfg, env, derived)
-    from brc_mjx import replay as replay_lib
+    with rundir.removed_if_left_empty(cfg.run_dir):
+        export_dir = ""
+        if cfg.compile_cache:
+            cache_dir = enable_compile_cache(cfg.compile_cache_dir)
+            messages.append(f"compilation cache: {cache_dir}")
+            export_dir = os.path.join(cache_dir, "exports")
+        plan = transfer.plan(cfg, restore)
+        env, eval_env = env_factory(cfg)
+        env, eval_env = transfer.fit_envs(plan, cfg, env, eval_env)
+        program = train.build(cfg, env, plan)
+        learner, derived = program.learner, program.derived
+        tasks = plan.learner_tasks(env)
+        needed = train.replay_bytes(cfg, env, derived)
+        from brc_mjx import replay as replay_lib
 
-    data, _ = parallel.mesh_shape(cfg.mesh, jax.device_count())
-    replay_lib.check_fits(needed // data)
+        data, _ = parallel.mesh_shape(cfg.mesh, jax.device_count())
+        replay_lib.check_fits(needed // data)
 
-    manager = checkpoint.make_manager(os.path.join(cfg.run_dir, "checkpoints"),
-                                      cfg.keep_checkpoints)
-    lead = jax.process_index() == 0  # only process 0 logs and writes run metadata
-    console = Console(highlight=False, soft_wrap=True)
-    state, resumed_at = None, None
-    if restore:
-        target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                              program.abstract_state, program.shardings)
-        resumed_at, state = checkpoint.restore_latest(manager, target, to_json(cfg))
-        messages.append(f"resumed from checkpoint {resumed_at} "
-                        f"({int(state.env_steps) * cfg.env.envs_per_task} env steps per task)")
-        if "envpool" in env.backends:
-            state = train.reset_envs(env, program, state)
-            messages.append("EnvPool envs cannot be restored: all envs were reset, the episodes "
-                            "in flight are lost (their transitions stay in the replay)")
-    if state is None:
-        learner_shapes = program.abstract_state.learner
-        params = sum(x.size for x in jax.tree.leaves(
-            (learner_shapes.critic_params, getattr(learner_shapes, "actor_params", {}))))
-        with phase(console, f"building the initial state ({params / 1e6:,.1f}M parameters, "
-                            f"{needed / 2**30:.2f} GiB of replay)", lead):
-            state = train.init_sharded_state(cfg, env, program)
-        if plan.active:
-            state = transfer.load(state, plan, tasks, cfg)
-            messages.extend(transfer.describe(plan, tasks, cfg))
+        manager = checkpoint.make_manager(os.path.join(cfg.run_dir, "checkpoints"),
+                                          cfg.keep_checkpoints)
+        lead = jax.process_index() == 0  # only process 0 logs and writes run metadata
+        console = Console(highlight=False, soft_wrap=True)
+        state, resumed_at = None, None
+        if restore:
+            target = jax.tree.map(
+                lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                program.abstract_state, program.shardings)
+            resumed_at, state = checkpoint.restore_latest(manager, target, to_json(cfg))
+            messages.append(
+                f"resumed from checkpoint {resumed_at} "
+                f"({int(state.env_steps) * cfg.env.envs_per_task} env steps per task)")
+            if "envpool" in env.backends:
+                state = train.reset_envs(env, program, state)
+                messages.append("EnvPool envs cannot be restored: all envs were reset, the "
+                                "episodes in flight are lost (their transitions stay in the "
+                                "replay)")
+        if state is None:
+            learner_shapes = program.abstract_state.learner
+            params = sum(x.size for x in jax.tree.leaves(
+                (learner_shapes.critic_params, getattr(learner_shapes, "actor_params", {}))))
+            with phase(console, f"building the initial state ({params / 1e6:,.1f}M parameters, "
+                                f"{needed / 2**30:.2f} GiB of replay)", lead):
+                state = train.init_sharded_state(cfg, env, program)
+            if plan.active:
+                state = transfer.load(state, plan, tasks, cfg)
+                messages.extend(transfer.describe(plan, tasks, cfg))
 
     start_env_steps = int(state.env_steps) * cfg.env.envs_per_task
     logger = Logger(cfg.run_dir, env.task_names, enabled=lead, start_env_steps=start_env_steps,

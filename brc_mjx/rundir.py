@@ -14,8 +14,10 @@ Rules (all checked before any env is built or anything compiles; every failure i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 
 from brc_mjx.config import diff_fields, resumable, to_json
@@ -47,6 +49,21 @@ def check_writable(run_dir: str) -> None:
     except OSError as err:
         raise RunDirError(f"run_dir {run_dir!r} is not writable: "
                           f"{err.strerror or type(err).__name__}") from None
+
+
+@contextlib.contextmanager
+def removed_if_left_empty(run_dir: str):
+    """Remove ``run_dir`` when what runs inside fails before a file was written there.
+
+    A run refused at set-up (an unknown task, a replay that does not fit, ...) then leaves no
+    empty directory behind, and the next run takes that name instead of ``<run_dir>-2``.
+    """
+    try:
+        yield
+    except BaseException:
+        if os.path.isdir(run_dir) and not any(files for _, _, files in os.walk(run_dir)):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def write_json(path: str, obj) -> None:

@@ -170,3 +170,27 @@ def test_config_json_round_trips_every_preset():
     assert from_json(TrainConfig, stored).learner.tau == TrainConfig().learner.tau
     with pytest.raises(ValueError, match="has no field"):
         from_json(TrainConfig, {**to_json(TrainConfig()), "bogus": 1})
+
+
+def test_unknown_preset_is_one_line_with_close_matches():
+    from brc_mjx.cli import parse_train_args
+
+    with pytest.raises(SystemExit) as exc:
+        parse_train_args(["dmc-hrd-64m", "--batch-size", "8"])
+    assert str(exc.value).startswith("brc-train: error: unknown preset 'dmc-hrd-64m'; did you "
+                                     "mean dmc-hard-64m")
+    assert "\n" not in str(exc.value)
+
+
+def test_a_run_refused_at_set_up_leaves_no_directory(tmp_path, capsys):
+    from brc_mjx.cli import train_main
+
+    run_dir = tmp_path / "r"
+    assert train_main(["--env.tasks", "dmc/nonexist", "--run-dir", str(run_dir)]) == 1
+    assert "unknown task or suite 'dmc/nonexist'" in capsys.readouterr().err
+    assert not run_dir.exists()
+    # a directory that holds files is never removed
+    (run_dir / "keep").mkdir(parents=True)
+    (run_dir / "keep" / "notes.txt").write_text("mine")
+    assert train_main(["--env.tasks", "dmc/nonexist", "--run-dir", str(run_dir)]) == 1
+    assert (run_dir / "keep" / "notes.txt").read_text() == "mine"
