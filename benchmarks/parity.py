@@ -30,8 +30,10 @@ PLOTS = Path(__file__).parent.parent / "docs" / "plots"
 
 
 def official_config(task: str, seed: int, backend: str, steps: int, run_dir: str,
+                    resume: bool = False, start_if_no_checkpoint: bool = False,
                     **learner_overrides):
-    """brc_mjx's ``TrainConfig`` at the official code's single-task DMC settings."""
+    """brc_mjx's ``TrainConfig`` at the official code's single-task DMC settings (``resume``:
+    continue ``run_dir`` from its last checkpoint, written every 2k steps)."""
     from brc_mjx.config import EnvConfig, LearnerConfig, ReplayConfig, TrainConfig
     from configs import model_preset
 
@@ -43,8 +45,8 @@ def official_config(task: str, seed: int, backend: str, steps: int, run_dir: str
         learner=learner,
         replay=ReplayConfig(capacity_per_task=max(steps, 1)),
         batch_size=256, updates_per_step=2, total_env_steps=steps, warmup_env_steps=1_000,
-        steps_per_epoch=1_000, eval_every=2_000, checkpoint_every=10**9, video=False,
-        seed=seed, run_dir=run_dir)
+        steps_per_epoch=1_000, eval_every=2_000, checkpoint_every=2_000, video=False,
+        seed=seed, run_dir=run_dir, resume=resume, start_if_no_checkpoint=start_if_no_checkpoint)
 
 
 def eval_curve(run_dir: str | Path) -> list[tuple[int, float]]:
@@ -149,8 +151,14 @@ def run(cfg: Run) -> None:
                 name = f"{task.replace('/', '_')}-{backend}-s{seed}" + (
                     f"-{cfg.variant}" if cfg.variant else "")
                 run_dir = cfg.runs_dir / name
-                tcfg = official_config(task, seed, backend, cfg.steps, str(run_dir), **overrides)
-                train(tcfg)
+                done = (run_dir / "metrics.jsonl").exists() and any(
+                    step >= cfg.steps for step, _ in eval_curve(run_dir))
+                if done:  # a finished run of an earlier call: its row is written again
+                    print(f"parity: {run_dir} is complete, not trained again", flush=True)
+                else:
+                    train(official_config(task, seed, backend, cfg.steps, str(run_dir),
+                                          resume=run_dir.exists(), start_if_no_checkpoint=True,
+                                          **overrides))
                 curve = eval_curve(run_dir)
                 impl = f"brc_mjx-{backend}" + (f"-{cfg.variant}" if cfg.variant else "")
                 append_row(cfg.out, dict(row_header("parity"), impl=impl, config=dict(
