@@ -81,6 +81,15 @@ class HostPool:
         action_spec = self.pool.spec.action_spec()
         self.action_dtype = np.dtype(action_spec.dtype)
         self.action_dim = int(action_spec.num_values) if spec.discrete else action_spec.shape[0]
+        # Agents act in [-1, 1]; a task whose actuators have other limits (quadruped: lift up to
+        # 1.1, extend within +-0.8) gets them mapped linearly onto its range, as dm_control
+        # users do (gymnasium's RescaleAction). [-1, 1] tasks pass through untouched.
+        self.action_low = self.action_high = None
+        if not spec.discrete:
+            low = np.broadcast_to(np.asarray(action_spec.minimum, np.float32), (self.action_dim,))
+            high = np.broadcast_to(np.asarray(action_spec.maximum, np.float32), (self.action_dim,))
+            if not ((low == -1).all() and (high == 1).all()):
+                self.action_low, self.action_high = low, high
         self.elapsed = np.zeros(num_envs, np.int64)
         self.tick = 0
 
@@ -112,6 +121,9 @@ class HostPool:
                 f"stale EnvState for EnvPool task {self.pool.spec.config.task_name!r}: its envs "
                 "live on the host and cannot be rewound; step only the latest EnvState"
             )
+        if self.action_low is not None:
+            action = self.action_low + (np.asarray(action) + 1) * 0.5 * (
+                self.action_high - self.action_low)
         ts = self.pool.step(np.asarray(action, self.action_dtype), np.arange(self.num_envs))
         final_obs, order = self._obs(ts)
         reward = np.asarray(ts.reward, np.float32)[order]

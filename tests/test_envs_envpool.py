@@ -307,3 +307,21 @@ def test_runs_of_different_seeds_start_envpool_envs_differently():
     np.testing.assert_array_equal(train0, train0_again)
     assert not np.allclose(train0, train1)
     assert not np.allclose(train0, eval0)
+
+
+def test_actions_in_minus_one_one_are_mapped_onto_the_actuator_ranges():
+    """Quadruped's actuators take [-1, 1] (yaw), [-1, 1.1] (lift), [-0.8, 0.8] (extend): an
+    agent's action a in [-1, 1] reaches EnvPool as low + (a + 1) / 2 * (high - low)."""
+    env = envs.make("dmc/quadruped-walk", 2, backend="envpool", seed=5)
+    raw = envpool.make_dm("QuadrupedWalk-v1", num_envs=2, batch_size=2, seed=5,
+                          max_episode_steps=1000)
+    spec = raw.spec.action_spec()
+    low, high = np.asarray(spec.minimum), np.asarray(spec.maximum)
+    assert not np.allclose(high, 1.0)  # the task has limits other than [-1, 1]
+    actions = np.random.default_rng(0).uniform(-1, 1, (3, 2, env.action_dim)).astype(np.float32)
+    _, states = _rollout(env, jnp.asarray(actions))
+    raw.reset()
+    for t in range(3):
+        ts = raw.step(low + (actions[t] + 1) / 2 * (high - low), np.arange(2))
+        obs, _ = _flat(ts, envs.get_task("dmc/quadruped-walk").envpool_obs_keys)
+        np.testing.assert_allclose(states.obs[t], obs, rtol=1e-5, atol=1e-5)
