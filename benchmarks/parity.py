@@ -207,6 +207,22 @@ def summary(rows: list[dict]) -> dict:
     return out
 
 
+def markdown(summ: dict) -> str:
+    """One table per task: eval return mean +- sd (n seeds) per implementation and step."""
+    out = []
+    for task, impls in sorted(summ.items()):
+        steps = sorted({s for points in impls.values() for s in points})
+        out.append(f"**{task}**\n")
+        out.append("| implementation | " + " | ".join(f"{s // 1000}k" for s in steps) + " |")
+        out.append("|---|" + "---:|" * len(steps))
+        for impl, points in sorted(impls.items()):
+            cells = [f"{points[s][0]:.0f} +- {points[s][1]:.0f} ({points[s][2]})"
+                     if s in points else "" for s in steps]
+            out.append(f"| {impl} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def plot(cfg: Plot) -> list[Path]:
     import matplotlib
 
@@ -215,7 +231,9 @@ def plot(cfg: Plot) -> list[Path]:
 
     cfg.plots.mkdir(parents=True, exist_ok=True)
     paths = []
-    for task, impls in sorted(summary(load_rows(cfg.out)).items()):
+    summ = summary(load_rows(cfg.out))
+    print(markdown(summ))
+    for task, impls in sorted(summ.items()):
         fig, ax = plt.subplots(figsize=(6, 4))
         for impl, points in sorted(impls.items()):
             steps = sorted(points)

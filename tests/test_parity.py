@@ -75,3 +75,12 @@ def test_official_rows_from_a_log(tmp_path):
         empty = tmp_path / "e.log"
         empty.write_text("nothing\n")
         parity.official(parity.Official(log=empty, task="t", seed=0, out=out))
+
+
+def test_markdown_table_has_mean_sd_and_count_per_step():
+    summ = {"dmc/t": {"official": {2000: (20.0, 10.0, 3), 4000: (40.0, 5.0, 3)},
+                      "ours": {2000: (19.4, 1.0, 2)}}}
+    text = parity.markdown(summ)
+    assert "| implementation | 2k | 4k |" in text
+    assert "| official | 20 +- 10 (3) | 40 +- 5 (3) |" in text
+    assert "| ours | 19 +- 1 (2) |  |" in text
