@@ -172,7 +172,7 @@ class EnvConfig:
     tasks: tuple[str, ...] = ("dmc-easy",)
     """Task names (e.g. dmc/cartpole-balance) or suite names (e.g. dmc-easy)."""
     backend: str = "mjx"
-    """Simulator backend: mjx | envpool."""
+    """Simulator backend: mjx | envpool | auto (MJX where Playground has the task, else EnvPool)."""
     envs_per_task: int = 8
     """Parallel training environments per task."""
     eval_episodes: int = 4

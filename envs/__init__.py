@@ -60,7 +60,7 @@ def _pick_backend(spec: TaskSpec, wanted: str) -> str:
     if wanted not in spec.backends:
         raise ValueError(
             f"{spec.name} has no {wanted!r} backend (it has {', '.join(spec.backends)}); "
-            "pass backend='auto' or a per-task mapping"
+            "use backend 'auto' (--env.backend auto) or a per-task mapping"
         )
     return wanted
 

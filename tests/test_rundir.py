@@ -194,3 +194,13 @@ def test_a_run_refused_at_set_up_leaves_no_directory(tmp_path, capsys):
     (run_dir / "keep" / "notes.txt").write_text("mine")
     assert train_main(["--env.tasks", "dmc/nonexist", "--run-dir", str(run_dir)]) == 1
     assert (run_dir / "keep" / "notes.txt").read_text() == "mine"
+
+
+def test_readme_names_every_training_preset():
+    from pathlib import Path
+
+    from configs.train import TRAIN_PRESETS
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    missing = [name for name in TRAIN_PRESETS if f"`{name}`" not in readme]
+    assert not missing, f"README's preset table lacks {missing}"
