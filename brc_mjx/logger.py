@@ -139,11 +139,19 @@ class Logger:
         if not (self.enabled and self.console_out.is_terminal):
             return
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.table import Column
 
+        # Steps, % and ETA first and the bar narrow: at 80 columns the stats are cut, not the ETA.
+        fixed = dict(no_wrap=True, overflow="crop")
         self.progress = Progress(
-            TextColumn("steps/task {task.completed:,.0f}/{task.total:,.0f}"), BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"), TextColumn("ETA"), TimeRemainingColumn(),
-            TextColumn("{task.fields[stats]}"), console=self.console_out)
+            TextColumn("steps/task {task.completed:,.0f}/{task.total:,.0f}",
+                       table_column=Column(min_width=25, **fixed)),
+            TextColumn("{task.percentage:>3.0f}% ETA", table_column=Column(min_width=8, **fixed)),
+            TimeRemainingColumn(table_column=Column(min_width=7, **fixed)),
+            BarColumn(bar_width=12),
+            TextColumn("{task.fields[stats]}",
+                       table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
+            console=self.console_out, expand=True)
         self.task = self.progress.add_task("train", total=total_env_steps, completed=env_steps,
                                            stats="")
         self.progress.start()

@@ -68,3 +68,23 @@ def test_phase_says_what_starts_and_how_long_it_took():
     except RuntimeError:
         pass
     assert out.getvalue().splitlines() == ["failing ..."]
+
+
+def test_progress_line_keeps_its_eta_at_80_columns(tmp_path):
+    import io
+    import re
+
+    from rich.console import Console
+
+    from brc_mjx.logger import Logger
+
+    out = io.StringIO()
+    console = Console(file=out, width=80, force_terminal=True, highlight=False, soft_wrap=True)
+    logger = Logger(str(tmp_path), ("a",), console=console)
+    logger.start_progress(300_000, 20_000)
+    logger.log(40_000, {"perf/env_steps_per_s": 1234.0, "perf/updates_per_s": 230.5,
+                        "eval/mean_return": 512.3})
+    logger.progress.refresh()
+    logger.close()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+    assert re.search(r"steps/task 40,000/300,000\s+13% ETA (\d+:\d\d:\d\d|-:--:--)", text)
