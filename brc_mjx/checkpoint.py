@@ -217,6 +217,13 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state, config: dict 
     return None, None
 
 
+def _quiet_read_only(record: logging.LogRecord) -> bool:
+    """Drop orbax's two warnings that a manager opened read-only is read-only."""
+    message = record.getMessage()
+    return not message.startswith(("CheckpointManagerOptions.read_only=True",
+                                    "Given directory is read only"))
+
+
 def read_leaves(directory: str, step: int | None = None,
                 prefixes: tuple[str, ...] | None = None) -> tuple[int, dict[str, np.ndarray]]:
     """The stored leaves of checkpoint ``step`` (default: the newest) as ``{path: array}``.
@@ -226,8 +233,13 @@ def read_leaves(directory: str, step: int | None = None,
     their raw key data, zero-size leaves are left out. With ``prefixes`` only the leaves whose
     path starts with one of them are read from disk (e.g. the learner without the replay).
     """
-    options = ocp.CheckpointManagerOptions(read_only=True, create=False)
-    manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
+    absl_logger = logging.getLogger("absl")
+    absl_logger.addFilter(_quiet_read_only)  # orbax warns that a read-only manager is read-only
+    try:
+        options = ocp.CheckpointManagerOptions(read_only=True, create=False)
+        manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
+    finally:
+        absl_logger.removeFilter(_quiet_read_only)
     if step is None:
         step = manager.latest_step()
         if step is None:

@@ -274,8 +274,8 @@ def plot_embeddings(tables: Sequence[tuple[Run, np.ndarray, list[str]]], path: s
             ax.scatter(x, y, color=colors[d])
             ax.annotate(task.split("/", 1)[-1], (x, y), fontsize=7)
         name = os.path.basename(os.path.normpath(run.path))
-        ax.set(title=f"task embeddings (PCA): {name}, {run.label}", xlabel="PC 1",
-               ylabel="PC 2")
+        title = name if run.label in (name, "same config") else f"{name}, {run.label}"
+        ax.set(title=f"task embeddings (PCA): {title}", xlabel="PC 1", ylabel="PC 2")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
