@@ -85,7 +85,7 @@ def save(manager: ocp.CheckpointManager, step: int, state, config: dict | None =
 
     Args:
       manager: the run's manager.
-      step: the checkpoint's number (the run uses its epoch count).
+      step: the checkpoint's number (a run uses its env steps per task).
       state: the pytree to save.
       config: the run's config as a JSON dict, stored to explain a later mismatch.
     """

@@ -217,9 +217,10 @@ class TransferConfig:
     """How --init-from / --replay-from start a run from another run (spec section 9)."""
 
     init_step: int = -1
-    """Checkpoint of --init-from to load (-1: its newest)."""
+    """Checkpoint of --init-from to load, by env steps per task (-1: its newest)."""
     replay_step: int = -1
-    """Checkpoint of --replay-from whose replay seeds this run (-1: its newest)."""
+    """Checkpoint of --replay-from whose replay seeds this run, by env steps per task (-1: its
+    newest)."""
     new_embedding: Literal["random", "mean"] = "random"
     """Embedding row of a task the source did not train: a fresh draw of the initialiser
     (N(0, 1), as in a new run) or the mean of the source's rows."""

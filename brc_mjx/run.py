@@ -182,6 +182,7 @@ def run(
     train.validate(cfg)
     atari_options(cfg).validate()  # before the run directory is touched
     cfg, restore, messages = rundir.prepare(cfg)
+    numbering = rundir.checkpoint_numbering(cfg.run_dir)  # before meta.json is rewritten
     with rundir.removed_if_left_empty(cfg.run_dir):
         export_dir = ""
         if cfg.compile_cache:
@@ -246,7 +247,7 @@ def run(
                           {**run_metadata(), "task_names": list(tasks),
                            "env_task_names": list(env.task_names),
                            "action_dims": list(learner.action_dims), "obs_dim": env.obs_dim,
-                           "action_dim": env.action_dim})
+                           "action_dim": env.action_dim, "checkpoint_numbering": numbering})
         transfer.save_plan(plan, cfg.run_dir)
 
     start_epoch = int(state.env_steps) // cfg.steps_per_epoch
@@ -382,7 +383,8 @@ def run(
             write_curves(cfg.run_dir)
         if last or (derived.checkpoint_every_epochs
                     and (epoch + 1) % derived.checkpoint_every_epochs == 0):
-            checkpoint.save(manager, epoch + 1, state, to_json(cfg))
+            checkpoint.save(manager, rundir.checkpoint_number(numbering, env_steps, epoch + 1),
+                            state, to_json(cfg))
         result.update(record)
     logger.close()
     result["state"] = state

@@ -35,6 +35,40 @@ def checkpoint_steps(run_dir: str) -> list[int]:
     return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
 
 
+#: checkpoints named by env steps per task (this version); run directories written before name
+#: them by epoch ("epochs") and say nothing in their meta.json
+ENV_STEPS = "env_steps_per_task"
+
+
+def checkpoint_numbering(run_dir: str) -> str:
+    """How ``run_dir``'s checkpoints are named: ``ENV_STEPS`` (a new run, or one started by
+    this version) or ``"epochs"`` (a run directory written by an earlier version, kept so)."""
+    path = os.path.join(run_dir, "meta.json")
+    if not os.path.exists(path):
+        return ENV_STEPS
+    try:
+        with open(path) as f:
+            return json.load(f).get("checkpoint_numbering", "epochs")
+    except (OSError, json.JSONDecodeError) as err:
+        raise RunDirError(f"cannot read {path}: {err}") from None
+
+
+def checkpoint_number(numbering: str, env_steps: int, epochs: int) -> int:
+    """The name of the checkpoint taken after ``epochs`` epochs, at ``env_steps`` per task."""
+    return env_steps if numbering == ENV_STEPS else epochs
+
+
+def checkpoints_by_env_steps(run_dir: str) -> dict[int, int]:
+    """``{env steps per task: checkpoint number}`` of ``run_dir``'s complete checkpoints, for
+    either numbering (an epoch is ``steps_per_epoch * envs_per_task`` env steps per task)."""
+    steps = checkpoint_steps(run_dir)
+    if checkpoint_numbering(run_dir) == ENV_STEPS:
+        return {s: s for s in steps}
+    config = read_config(run_dir) or {}
+    per_epoch = int(config["steps_per_epoch"]) * int(config["env"]["envs_per_task"])
+    return {s * per_epoch: s for s in steps}
+
+
 def holds_run(run_dir: str) -> bool:
     """Whether ``run_dir`` already holds (part of) a run."""
     return os.path.exists(os.path.join(run_dir, "config.json")) or bool(checkpoint_steps(run_dir))

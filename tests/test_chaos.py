@@ -32,6 +32,8 @@ EPOCHS = 6
 STEPS_PER_EPOCH = 25
 ENVS_PER_TASK = 2
 PER_EPOCH = STEPS_PER_EPOCH * ENVS_PER_TASK  # env steps per task per epoch
+# checkpoints are named by env steps per task: the 2nd and 3rd of a run, and the last
+SECOND, THIRD, LAST = str(2 * PER_EPOCH), str(3 * PER_EPOCH), EPOCHS * PER_EPOCH
 ARGS = [
     "--env.tasks", "dmc/cartpole-balance", "--env.envs-per-task", str(ENVS_PER_TASK),
     "--env.eval-episodes", "0", "--learner.network.critic-width", "32",
@@ -98,7 +100,7 @@ def _records(run_dir) -> list[dict]:
 def assert_same_run(run_dir, reference_dir):
     step, leaves = read_leaves(str(Path(run_dir) / "checkpoints"))
     ref_step, ref_leaves = read_leaves(str(Path(reference_dir) / "checkpoints"))
-    assert step == ref_step == EPOCHS
+    assert step == ref_step == LAST
     assert leaves.keys() == ref_leaves.keys()
     for path, ref in ref_leaves.items():
         np.testing.assert_array_equal(leaves[path], ref, err_msg=path)
@@ -134,7 +136,7 @@ def runs(tmp_path_factory, cache_dir):
     def envpool_chain():
         run_dir, pool = out["envpool"], ("--env.backend", "envpool")
         out["envpool_kill"] = brc_train(cache_dir, run_dir, *pool,
-                                        kill_when=lambda: "2" in _checkpoints(run_dir))
+                                        kill_when=lambda: SECOND in _checkpoints(run_dir))
         out["envpool_killed_at"] = _newest(run_dir)
         out["envpool_resume"] = brc_train(cache_dir, run_dir, resume=True)
 
@@ -142,7 +144,7 @@ def runs(tmp_path_factory, cache_dir):
         run_dir = out["writing"]
 
         def writing_third():
-            return any(n.startswith("3.") and "tmp" in n for n in _checkpoints(run_dir))
+            return any(n.startswith(f"{THIRD}.") and "tmp" in n for n in _checkpoints(run_dir))
 
         out["writing_kill"] = brc_train(cache_dir, run_dir, kill_when=writing_third)
         out["writing_left"] = _checkpoints(run_dir)
@@ -151,7 +153,7 @@ def runs(tmp_path_factory, cache_dir):
     def corrupt_chain():
         run_dir = out["corrupt"]
         out["corrupt_kill"] = brc_train(cache_dir, run_dir,
-                                        kill_when=lambda: "2" in _checkpoints(run_dir))
+                                        kill_when=lambda: SECOND in _checkpoints(run_dir))
         newest = out["corrupt_newest"] = _newest(run_dir)
         for path in (Path(run_dir) / "checkpoints" / str(newest) / "state").rglob("*"):
             if path.is_file():
@@ -169,7 +171,7 @@ def runs(tmp_path_factory, cache_dir):
 def test_reference_run_completes(runs):
     code, log = runs["reference_run"]
     assert code == 0, log
-    assert _newest(runs["reference"]) == EPOCHS
+    assert _newest(runs["reference"]) == LAST
 
 
 def test_sigkill_mid_checkpoint_write_resumes_bit_exactly_from_the_previous_one(runs):
@@ -178,13 +180,14 @@ def test_sigkill_mid_checkpoint_write_resumes_bit_exactly_from_the_previous_one(
     code, log = runs["writing_kill"]
     assert code == -signal.SIGKILL, log
     left = runs["writing_left"]
-    assert "2" in left and "3" not in left, left
-    assert any(n.startswith("3.") for n in left), left  # killed mid-write: a partial is left
+    assert SECOND in left and THIRD not in left, left
+    assert any(n.startswith(f"{THIRD}.") for n in left), left  # killed mid-write: a partial is left
     code, log = runs["writing_resume"]
     assert code == 0, log
-    assert "resumed from checkpoint 2 " in log
+    assert f"resumed from checkpoint {SECOND} " in log
     assert_same_run(runs["writing"], runs["reference"])
-    assert not any(n.startswith("3.") for n in _checkpoints(runs["writing"]))  # partial removed
+    # the partial write is removed
+    assert not any(n.startswith(f"{THIRD}.") for n in _checkpoints(runs["writing"]))
 
 
 def test_sigkill_then_corrupt_newest_checkpoint_falls_back_and_resumes_bit_exactly(runs):
@@ -193,11 +196,11 @@ def test_sigkill_then_corrupt_newest_checkpoint_falls_back_and_resumes_bit_exact
     code, log = runs["corrupt_kill"]
     assert code == -signal.SIGKILL, log
     newest = runs["corrupt_newest"]
-    assert newest is not None and 2 <= newest < EPOCHS
+    assert newest is not None and 2 * PER_EPOCH <= newest < LAST
     code, log = runs["corrupt_resume"]
     assert code == 0, log
     assert f"checkpoint {newest} is unreadable" in log
-    assert f"resumed from checkpoint {newest - 1} " in log
+    assert f"resumed from checkpoint {newest - PER_EPOCH} " in log
     assert_same_run(runs["corrupt"], runs["reference"])
     assert any(n.startswith(f"{newest}.unreadable") for n in _checkpoints(runs["corrupt"]))
 
@@ -216,4 +219,4 @@ def test_envpool_run_resumes_with_reset_envs(runs):
     assert [r["env_steps"] for r in records] == [PER_EPOCH * (e + 1) for e in range(EPOCHS)]
     assert records[-1]["train/critic_loss"] > 0
     step, leaves = read_leaves(str(run_dir / "checkpoints"))
-    assert step == EPOCHS and int(leaves[".env_steps"]) == EPOCHS * STEPS_PER_EPOCH
+    assert step == LAST and int(leaves[".env_steps"]) == EPOCHS * STEPS_PER_EPOCH

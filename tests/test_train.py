@@ -110,7 +110,9 @@ def test_resume_is_bit_identical_and_falls_back_from_a_corrupt_checkpoint(tmp_pa
                         max_epochs=0)
     out = capsys.readouterr().out
     assert f"checkpoint {newest} is unreadable" in out
-    assert int(again["state"].env_steps) == (newest - 1) * part_cfg.steps_per_epoch  # epoch 9
+    # checkpoints are named by env steps per task (40 per epoch): the previous one is at 360
+    assert newest == 400
+    assert int(again["state"].env_steps) * part_cfg.env.envs_per_task == newest - 40
 
 
 class NaNRewardEnv(ToyEnv):
@@ -128,8 +130,8 @@ def test_non_finite_loss_stops_the_run_naming_the_metric(tmp_path):
         run_lib.run(cfg, env_factory=lambda c: (NaNRewardEnv(), None))
     bad_step = int(str(err.value).split("at env step ")[1].split()[0])
     saved = [int(p) for p in os.listdir(tmp_path / "nan" / "checkpoints") if p.isdigit()]
-    # checkpoints (every epoch of 40 transitions per task) stop before the bad epoch
-    assert saved and max(saved) * 40 < bad_step
+    # checkpoints (named by env steps per task, every epoch of 40) stop before the bad epoch
+    assert saved and all(s % 40 == 0 for s in saved) and max(saved) < bad_step
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -234,3 +236,34 @@ def test_second_build_loads_the_epoch_from_the_compile_cache(tmp_path):
         assert len(hits) > first  # the second build loaded them instead of compiling
     finally:
         jax.monitoring.unregister_event_listener(listener)
+
+
+def test_a_run_directory_with_epoch_numbered_checkpoints_still_resumes_and_transfers(tmp_path):
+    """Run directories written before checkpoints were named by env steps per task (their
+    checkpoints are numbered by epoch, their meta.json says nothing) keep that numbering: a resume
+    continues them bit-exactly, and --transfer.init-step takes env steps per task."""
+    from brc_mjx import rundir, transfer
+
+    full = run_lib.run(tiny_config(tmp_path / "full"), env_factory=toy_factory)
+    old_cfg = tiny_config(tmp_path / "old")
+    run_lib.run(old_cfg, env_factory=toy_factory, max_epochs=4)
+    # make it an old-layout directory: checkpoints 80, 120, 160 -> epochs 2, 3, 4
+    ckpt = tmp_path / "old" / "checkpoints"
+    for name in sorted(os.listdir(ckpt)):
+        if name.isdigit():
+            os.rename(ckpt / name, ckpt / str(int(name) // 40))
+    meta = json.loads((tmp_path / "old" / "meta.json").read_text())
+    assert meta.pop("checkpoint_numbering") == rundir.ENV_STEPS
+    (tmp_path / "old" / "meta.json").write_text(json.dumps(meta))
+    assert rundir.checkpoint_numbering(str(tmp_path / "old")) == "epochs"
+    assert rundir.checkpoints_by_env_steps(str(tmp_path / "old")) == {80: 2, 120: 3, 160: 4}
+    assert transfer.read_source(str(tmp_path / "old"), 120, "--init-from").step == 3
+    with pytest.raises(ValueError, match="no checkpoint at 100 env steps per task \\(it has "
+                                         "80, 120, 160\\)"):
+        transfer.read_source(str(tmp_path / "old"), 100, "--init-from")
+
+    resumed = run_lib.run(dataclasses.replace(old_cfg, resume=True), env_factory=toy_factory)
+    jax.tree.map(np.testing.assert_array_equal, _params(full), _params(resumed))
+    assert rundir.checkpoint_steps(str(tmp_path / "old")) == [8, 9, 10]  # still by epoch
+    assert rundir.checkpoints_by_env_steps(str(tmp_path / "full")) == {320: 320, 360: 360,
+                                                                       400: 400}

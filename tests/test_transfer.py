@@ -190,7 +190,8 @@ def test_mixed_batches_take_offline_rows_in_proportion():
     (dict(learner=LearnerConfig(network=NetworkConfig(critic_width=64, actor_width=32))),
      "learner.network.critic_width is 32 there and 64 here"),
     (dict(learner=LearnerConfig(network=NetworkConfig(critic_width=32, actor_width=32)),
-          transfer=TransferConfig(init_step=7)), "has no checkpoint 7 (it has"),
+          transfer=TransferConfig(init_step=7)), "has no checkpoint at 7 env steps per task (it "
+                                                 "has"),
 ])
 def test_incompatible_sources_fail_in_one_line(tmp_path, source, change, message):
     src_cfg, _ = source

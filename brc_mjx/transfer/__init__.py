@@ -87,14 +87,16 @@ def read_source(run_dir: str, step: int, flag: str) -> Source:
     if "action_dims" not in meta:
         raise TransferError(f"{flag}: {meta_path} has no action_dims (written by an older "
                             "brc_mjx); resume the source run once with this version to add them")
-    steps = rundir.checkpoint_steps(run_dir)
-    if not steps:
+    by_env_steps = rundir.checkpoints_by_env_steps(run_dir)
+    if not by_env_steps:
         raise TransferError(f"{flag}: {run_dir} holds no checkpoint")
     if step == -1:
-        step = steps[-1]
-    elif step not in steps:
-        raise TransferError(f"{flag}: {run_dir} has no checkpoint {step} (it has "
-                            f"{', '.join(map(str, steps))})")
+        step = by_env_steps[max(by_env_steps)]
+    elif step not in by_env_steps:
+        raise TransferError(f"{flag}: {run_dir} has no checkpoint at {step} env steps per task "
+                            f"(it has {', '.join(map(str, sorted(by_env_steps)))})")
+    else:
+        step = by_env_steps[step]
     names = meta["task_names"]
     return Source(
         run_dir=os.path.abspath(run_dir), step=step, task_names=tuple(names),
