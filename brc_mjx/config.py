@@ -231,6 +231,23 @@ class TransferConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class WandbConfig:
+    """Weights & Biases logging, beside TensorBoard and metrics.jsonl (``pip install -e
+    '.[wandb]'``; ``WANDB_MODE=offline`` logs with no network, ``wandb sync`` uploads later)."""
+
+    enabled: bool = False
+    """Log the run's metrics, config and videos to W&B (a resumed run continues its W&B run)."""
+    project: str = "brc_mjx"
+    """W&B project."""
+    entity: str = ""
+    """W&B entity (team or user; empty: your default)."""
+    group: str = ""
+    """W&B group (e.g. the seeds of one setting; empty: none)."""
+    tags: tuple[str, ...] = ()
+    """W&B tags."""
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """A full BRC training run. Env-step budgets count transitions per task."""
 
@@ -296,6 +313,8 @@ class TrainConfig:
     are trained on (without envs) next to this run's tasks ("": an empty replay)."""
     transfer: TransferConfig = dataclasses.field(default_factory=TransferConfig)
     """Options of --init-from / --replay-from."""
+    wandb: WandbConfig = dataclasses.field(default_factory=WandbConfig)
+    """Weights & Biases logging (--wandb.enabled)."""
     profile: bool = False
     """Capture a jax.profiler trace of a few steady-state epochs into run_dir/profile."""
     distributed: bool = False
@@ -309,7 +328,7 @@ RESUMABLE_FIELDS = (
     "run_dir", "resume",
     "start_if_no_checkpoint", "profile", "distributed", "env.eval_episodes", "mesh.",
     "diagnostics_every", "diagnostics_per_task", "compile_cache", "compile_cache_dir",
-    "video", "video_every",
+    "video", "video_every", "wandb.",
 )
 
 

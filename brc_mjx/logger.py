@@ -97,11 +97,37 @@ def phase(console: Console, what: str, enabled: bool = True):
     console.print(f"{what}: {time.perf_counter() - start:.1f} s{note}")
 
 
+def _start_wandb(run_dir: str, options, config: dict):
+    """Start (or, for a resumed run, continue) the W&B run of ``run_dir``.
+
+    The W&B run id is kept in ``run_dir/wandb_id`` so that a resumed run logs into the same
+    W&B run; W&B's files go under ``run_dir/wandb``.
+    """
+    import wandb
+
+    id_path = os.path.join(run_dir, "wandb_id")
+    if os.path.exists(id_path):
+        with open(id_path) as f:
+            run_id = f.read().strip()
+    else:
+        import uuid
+
+        run_id = uuid.uuid4().hex[:8]
+        with open(id_path, "w") as f:
+            f.write(run_id)
+    return wandb.init(project=options.project, entity=options.entity or None,
+                      group=options.group or None, tags=list(options.tags) or None,
+                      name=os.path.basename(os.path.normpath(run_dir)), id=run_id,
+                      resume="allow", config=config, dir=run_dir,
+                      # W&B must not wrap stdout: the console's progress line owns the terminal
+                      settings=wandb.Settings(console="off", silent=True))
+
+
 class Logger:
     """Writes every record to TensorBoard and ``metrics.jsonl``, and a summary to the console."""
 
     def __init__(self, run_dir: str, task_names=(), enabled: bool = True, start_env_steps: int = 0,
-                 console: Console | None = None):
+                 console: Console | None = None, wandb=None, config: dict | None = None):
         """Open the run's logs, continuing from ``start_env_steps`` (per task).
 
         Records logged after ``start_env_steps`` by an earlier process (one that was killed or
@@ -125,6 +151,9 @@ class Logger:
             truncate_records(path, start_env_steps)
         self.writer = SummaryWriter(os.path.join(run_dir, "tb"), purge_step=start_env_steps + 1)
         self.jsonl = open(path, "a")
+        self.wandb_run = None
+        if wandb is not None and wandb.enabled:
+            self.wandb_run = _start_wandb(run_dir, wandb, config or {})
 
     def console(self, message: str) -> None:
         if self.enabled:
@@ -163,6 +192,8 @@ class Logger:
             self.writer.add_scalar(name, value, env_steps)
         self.jsonl.write(json.dumps({"env_steps": env_steps, **record}) + "\n")
         self.jsonl.flush()
+        if self.wandb_run is not None:
+            self.wandb_run.log(record, step=env_steps)
         parts = [f"[{time.perf_counter() - self.start:7.1f}s] steps/task {env_steps:>8d}",
                  f"env-steps/s {record.get('perf/env_steps_per_s', 0):8.0f}",
                  f"updates/s {record.get('perf/updates_per_s', 0):6.1f}"]
@@ -183,9 +214,20 @@ class Logger:
                 stats += f" | eval {self.last_eval:.1f}"
             self.progress.update(self.task, completed=env_steps, stats=stats)
 
+    def log_videos(self, paths: list[str], env_steps: int) -> None:
+        """Send a run's video files (GIFs) to W&B (TensorBoard gets them from the writer)."""
+        if self.wandb_run is None or not paths:
+            return
+        import wandb
+
+        self.wandb_run.log({f"videos/{os.path.splitext(os.path.basename(p))[0].rsplit('_', 1)[0]}":
+                            wandb.Video(p, format="gif") for p in paths}, step=env_steps)
+
     def close(self) -> None:
         if not self.enabled:
             return
+        if self.wandb_run is not None:
+            self.wandb_run.finish()
         if self.progress is not None:
             self.progress.stop()
         self.writer.close()

@@ -232,7 +232,7 @@ def run(
 
     start_env_steps = int(state.env_steps) * cfg.env.envs_per_task
     logger = Logger(cfg.run_dir, env.task_names, enabled=lead, start_env_steps=start_env_steps,
-                    console=console)
+                    console=console, wandb=cfg.wandb, config=to_json(cfg))
     for message in messages:
         logger.console(message)
     logger.console(
@@ -365,9 +365,10 @@ def run(
             ev = evaluate_into(record, jax.random.fold_in(eval_key, epoch))
             if videos and lead and (last or env_steps >= next_video):
                 t = time.perf_counter()
-                video.write_videos(eval_env, ev["qpos"], ev["ended"],
-                                   os.path.join(cfg.run_dir, "videos"), env_steps,
-                                   logger.writer)
+                paths = video.write_videos(eval_env, ev["qpos"], ev["ended"],
+                                           os.path.join(cfg.run_dir, "videos"), env_steps,
+                                           logger.writer)
+                logger.log_videos(paths, env_steps)
                 record["perf/video_s"] = time.perf_counter() - t
                 next_video = (env_steps // cfg.video_every + 1) * cfg.video_every if (
                     cfg.video_every) else np.inf

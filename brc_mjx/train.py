@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import math
 import time
 from typing import NamedTuple
@@ -85,6 +86,8 @@ def validate(cfg: TrainConfig) -> None:
         (len(cfg.env.tasks) >= 1, "env.tasks must name at least one task or suite"),
         (cfg.batch_size >= 1, f"batch_size must be >= 1, got {cfg.batch_size}"),
         (cfg.video_every >= 0, f"video_every must be >= 0, got {cfg.video_every}"),
+        (not cfg.wandb.enabled or importlib.util.find_spec("wandb") is not None,
+         "--wandb.enabled needs the wandb package: pip install -e '.[wandb]'"),
         (cfg.updates_per_step >= 0, f"updates_per_step must be >= 0, got {cfg.updates_per_step}"),
         (cfg.steps_per_epoch >= 1, f"steps_per_epoch must be >= 1, got {cfg.steps_per_epoch}"),
         (cfg.total_env_steps >= 1, f"total_env_steps must be >= 1, got {cfg.total_env_steps}"),

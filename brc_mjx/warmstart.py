@@ -37,7 +37,8 @@ import jax
 #: reuse one another's exports. A field that a program starts to depend on must leave this list.
 HOST_ONLY_FIELDS = ("run_dir", "resume", "start_if_no_checkpoint", "profile", "compile_cache",
                     "compile_cache_dir", "video_every", "keep_checkpoints", "distributed", "seed",
-                    "total_env_steps", "eval_every", "checkpoint_every", "diagnostics_every")
+                    "total_env_steps", "eval_every", "checkpoint_every", "diagnostics_every",
+                    "wandb")
 _PACKAGES = ("brc_mjx", "envs", "configs")
 
 
