@@ -19,16 +19,10 @@ from toy_env import ToyEnv
 
 wandb = pytest.importorskip("wandb")
 
+from test_train import tiny_config  # noqa: E402
+
 from brc_mjx import run as run_lib  # noqa: E402
-from brc_mjx.config import (  # noqa: E402
-    EnvConfig,
-    LearnerConfig,
-    MeshConfig,
-    NetworkConfig,
-    ReplayConfig,
-    TrainConfig,
-    WandbConfig,
-)
+from brc_mjx.config import EnvConfig, TrainConfig, WandbConfig  # noqa: E402
 
 BLOCK = 32 * 1024
 
@@ -63,12 +57,9 @@ def _items(items) -> dict:
 def test_offline_wandb_logs_every_metric_and_the_config(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = TrainConfig(
-        env=EnvConfig(tasks=("toy",), envs_per_task=2, eval_episodes=2),
-        learner=LearnerConfig(network=NetworkConfig(critic_width=32, actor_width=32)),
-        replay=ReplayConfig(capacity_per_task=300), mesh=MeshConfig(data=1, fsdp=1),
-        batch_size=16, total_env_steps=120, warmup_env_steps=40, steps_per_epoch=20,
-        eval_every=80, checkpoint_every=0, run_dir=str(tmp_path / "r"),
+    cfg = tiny_config(
+        tmp_path / "r", env=EnvConfig(tasks=("toy",), envs_per_task=2, eval_episodes=2),
+        total_env_steps=120, warmup_env_steps=40, eval_every=80, checkpoint_every=0,
         wandb=WandbConfig(enabled=True, project="p", group="g", tags=("t1",)))
     run_lib.run(cfg, env_factory=lambda c: (ToyEnv(), ToyEnv(envs_per_task=2)))
 
