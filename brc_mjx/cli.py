@@ -105,10 +105,14 @@ def parse_train_args(argv: list[str]):
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise SystemExit(f"brc-train: error: unknown preset {argv[0]!r}{hint} (brc-train --help "
                          "lists the presets; with none, cpu-default runs)")
-    return tyro.extras.overridable_config_cli(
-        TRAIN_PRESETS, prog="brc-train", args=argv,
-        description="Train BRC (multi-task SAC, categorical BroNet critics) in one jitted loop.",
-    )
+    presets = tyro.extras.subcommand_type_from_defaults(
+        {name: cfg for name, (_, cfg) in TRAIN_PRESETS.items()},
+        {name: text for name, (text, _) in TRAIN_PRESETS.items()}, prefix_names=False)
+    # the default makes the preset optional in --help ("default: cpu-default")
+    return tyro.cli(presets, default=TRAIN_PRESETS["cpu-default"][1], args=argv,
+                    prog="brc-train", description="Train BRC (multi-task SAC, categorical BroNet "
+                    "critics) in one jitted loop. The preset is optional: with none, cpu-default "
+                    "runs.")
 
 
 def _resumed_config(argv: list[str]):

@@ -207,3 +207,17 @@ def test_readme_names_every_training_preset():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     missing = [name for name in TRAIN_PRESETS if f"`{name}`" not in readme]
     assert not missing, f"README's preset table lacks {missing}"
+
+
+def test_presets_parse_to_themselves_and_help_calls_the_preset_optional(capsys):
+    from brc_mjx.cli import parse_train_args
+    from configs.train import TRAIN_PRESETS
+
+    assert parse_train_args([]) == TRAIN_PRESETS["cpu-default"][1]
+    for name, (_, cfg) in TRAIN_PRESETS.items():
+        assert parse_train_args([name]) == cfg, name
+    assert parse_train_args(["atari-cpu", "--batch-size", "8"]).batch_size == 8
+    with pytest.raises(SystemExit):
+        parse_train_args(["--help"])
+    out = capsys.readouterr().out
+    assert "(default: cpu-default)" in out and "(required)" not in out
