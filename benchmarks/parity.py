@@ -151,6 +151,7 @@ def run(cfg: Run) -> None:
                 name = f"{task.replace('/', '_')}-{backend}-s{seed}" + (
                     f"-{cfg.variant}" if cfg.variant else "")
                 run_dir = cfg.runs_dir / name
+                header = row_header("parity")  # the commit and versions the run starts with
                 done = (run_dir / "metrics.jsonl").exists() and any(
                     step >= cfg.steps for step, _ in eval_curve(run_dir))
                 if done:  # a finished run of an earlier call: its row is written again
@@ -161,7 +162,7 @@ def run(cfg: Run) -> None:
                                           **overrides))
                 curve = eval_curve(run_dir)
                 impl = f"brc_mjx-{backend}" + (f"-{cfg.variant}" if cfg.variant else "")
-                append_row(cfg.out, dict(row_header("parity"), impl=impl, config=dict(
+                append_row(cfg.out, dict(header, impl=impl, config=dict(
                     task=task, seed=seed, backend=backend, steps=cfg.steps, set=list(cfg.set)),
                     curve=curve, temperature=temperature_curve(run_dir)))
                 print(f"parity {impl} {task} seed {seed}: "
