@@ -108,7 +108,8 @@ class Run:
 class Official:
     """Rows from an official ``train.py`` log (its added ``PARITY step N return R`` lines)."""
 
-    log: Path
+    log: tyro.conf.Positional[Path]
+    """The official train.py's output."""
     task: str
     seed: int
     out: Path = RESULTS

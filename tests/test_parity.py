@@ -84,3 +84,12 @@ def test_markdown_table_has_mean_sd_and_count_per_step():
     assert "| implementation | 2k | 4k |" in text
     assert "| official | 20 +- 10 (3) | 40 +- 5 (3) |" in text
     assert "| ours | 19 +- 1 (2) |  |" in text
+
+
+def test_the_documented_official_command_parses(tmp_path):
+    import tyro
+
+    cmd = tyro.extras.subcommand_cli_from_dict(
+        {"run": parity.Run, "official": parity.Official, "plot": parity.Plot},
+        args=["official", "logs/walker-walk-s0.log", "--task", "dmc/walker-walk", "--seed", "0"])
+    assert (str(cmd.log), cmd.task, cmd.seed) == ("logs/walker-walk-s0.log", "dmc/walker-walk", 0)
