@@ -71,8 +71,9 @@ def truncate_records(path: str, env_steps: int) -> None:
 
 
 @contextlib.contextmanager
-def phase(console: Console, what: str, enabled: bool = True):
-    """Say what starts before it starts and how long it took once done.
+def phase(console: Console, what: str, enabled: bool = True, hint: str = ""):
+    """Say what starts before it starts (with ``hint`` on that line) and how long it took once
+    done.
 
     On a terminal a spinner shows the elapsed time meanwhile: a compile or a large initial state
     can take minutes and print nothing. Yields a dict: a ``"note"`` put there is appended to the
@@ -83,15 +84,16 @@ def phase(console: Console, what: str, enabled: bool = True):
         yield notes
         return
     start = time.perf_counter()
+    opening = f"{what} ({hint}) ..." if hint else f"{what} ..."
     if console.is_terminal:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        with Progress(SpinnerColumn(), TextColumn(f"{what} ..."), TimeElapsedColumn(),
+        with Progress(SpinnerColumn(), TextColumn(opening), TimeElapsedColumn(),
                       console=console, transient=True) as progress:
             progress.add_task(what, total=None)
             yield notes
     else:
-        console.print(f"{what} ...")
+        console.print(opening)
         yield notes
     note = f" ({notes['note']})" if notes.get("note") else ""
     console.print(f"{what}: {time.perf_counter() - start:.1f} s{note}")
@@ -159,9 +161,9 @@ class Logger:
         if self.enabled:
             self.console_out.print(message)
 
-    def phase(self, what: str):
+    def phase(self, what: str, hint: str = ""):
         """:func:`phase` on this logger's console (silent on non-lead processes)."""
-        return phase(self.console_out, what, self.enabled)
+        return phase(self.console_out, what, self.enabled, hint)
 
     def start_progress(self, total_env_steps: int, env_steps: int) -> None:
         """Show a live progress line (terminal only): steps per task, %, ETA, rates, last eval."""

@@ -262,9 +262,9 @@ def run(
         # program deserialized from an export written by another process (a fresh state, or the
         # same program exported in this process, do not): resumed runs trace their programs.
         export_dir = ""
-    with logger.phase(f"compiling the training epoch ({cfg.steps_per_epoch} vectorized steps; "
-                      "a first start takes minutes on a CPU, a later one with the same settings "
-                      "loads it from the cache)") as done:
+    with logger.phase("compiling the training epoch",
+                      hint="minutes on a CPU the first time; a later start with the same "
+                           "settings loads it from the cache") as done:
         epoch_fn, compile_s, cached = train.compile_epoch(cfg, env, program, state, export_dir)
         done["note"] = "loaded from the warm-start cache" if cached else ""
     # Evaluation and diagnostics are compiled now, not at their first use mid-run.

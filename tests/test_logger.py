@@ -52,6 +52,12 @@ def test_phase_says_what_starts_and_how_long_it_took():
     assert re.fullmatch(r"compiling the training epoch: \d+\.\d s \(loaded from the warm-start "
                         r"cache\)", lines[1])
     out = io.StringIO()
+    with phase(Console(file=out, width=200), "compiling", hint="minutes the first time"):
+        pass
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "compiling (minutes the first time) ..."
+    assert re.fullmatch(r"compiling: \d+\.\d s", lines[1])  # the hint is said once
+    out = io.StringIO()
     with phase(Console(file=out, width=200), "building", enabled=False):
         pass
     assert out.getvalue() == ""
