@@ -11,7 +11,7 @@ pure functions, in the style of Flashbax:
 * **Per-task rings.** Every leaf is shaped ``(num_tasks, capacity_per_task, ...)``. Each task owns
   ``capacity_per_task`` slots, so a task with many or long episodes can never evict another task's
   data, and sampling a task uniformly and then a slot uniformly gives every task exactly an equal
-  expected share of each batch (brc_spec section 6) without any per-task bookkeeping.
+  expected share of each batch (the paper's multi-task sampling) without any per-task bookkeeping.
 * **Lockstep sizes.** The vectorised env is laid out task-major with the same number of envs per
   task, so every ``add`` writes the same number ``E`` of transitions to every task. One scalar
   write index and one scalar fill level therefore describe all rings, and sampling is a single 2-D
@@ -22,7 +22,8 @@ pure functions, in the style of Flashbax:
 * ``next_obs`` is the true final observation at a time-limit truncation (not the reset one), and
   ``terminated`` and ``truncated`` are kept apart: only ``terminated`` cuts the bootstrap.
 
-Rewards are stored raw; the learner rescales them per task at sampling time (brc_spec section 5).
+Rewards are stored raw; the learner rescales them per task at sampling time (the paper's
+per-task reward normalisation).
 
 Allocating a buffer that does not fit the device fails late and obscurely, so callers first compute
 its size without allocating and check it::
