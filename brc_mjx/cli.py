@@ -99,12 +99,11 @@ def parse_train_args(argv: list[str]):
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["cpu-default", *argv]
     elif not argv[0].startswith("-") and argv[0] not in TRAIN_PRESETS:
-        import difflib
+        from configs.models import close_matches
 
-        close = difflib.get_close_matches(argv[0], TRAIN_PRESETS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise SystemExit(f"brc-train: error: unknown preset {argv[0]!r}{hint} (brc-train --help "
-                         "lists the presets; with none, cpu-default runs)")
+        raise SystemExit(f"brc-train: error: unknown preset {argv[0]!r}"
+                         f"{close_matches(argv[0], TRAIN_PRESETS)} (brc-train --help lists the "
+                         "presets; with none, cpu-default runs)")
     presets = tyro.extras.subcommand_type_from_defaults(
         {name: cfg for name, (_, cfg) in TRAIN_PRESETS.items()},
         {name: text for name, (text, _) in TRAIN_PRESETS.items()}, prefix_names=False)
@@ -122,9 +121,7 @@ def _resumed_config(argv: list[str]):
     ``config.json`` is the default every other flag overrides. With a preset name, or where R has
     no ``config.json``, the preset is the default as for a new run.
     """
-    import json
-    import os
-
+    from brc_mjx import rundir
     from brc_mjx.config import TrainConfig, from_json
 
     if not argv or not argv[0].startswith("-") or "--resume" not in argv:
@@ -135,14 +132,11 @@ def _resumed_config(argv: list[str]):
             run_dir = argv[i + 1]
         elif arg.startswith(("--run-dir=", "--run_dir=")):
             run_dir = arg.split("=", 1)[1]
-    path = os.path.join(run_dir, "config.json") if run_dir else ""
-    if not path or not os.path.exists(path):
-        return None
     try:
-        with open(path) as f:
-            return from_json(TrainConfig, json.load(f))
-    except (OSError, ValueError, TypeError) as err:
-        raise SystemExit(f"brc-train: error: cannot read {path}: {err}") from None
+        stored = rundir.read_config(run_dir) if run_dir else None
+        return None if stored is None else from_json(TrainConfig, stored)
+    except (ValueError, TypeError) as err:  # RunDirError is a ValueError
+        raise SystemExit(f"brc-train: error: {run_dir}/config.json: {err}") from None
 
 
 def train_main(argv: list[str] | None = None) -> int:
@@ -236,15 +230,13 @@ def preset_memory_rows(args: InfoArgs):
 
 def _check_roofline_args(args: InfoArgs) -> None:
     """One-line errors for bad ``--roofline`` input, before anything is built or compiled."""
-    import difflib
-
+    from configs.models import close_matches
     from configs.train import TRAIN_PRESETS
 
     for name in args.roofline_presets:
         if name not in TRAIN_PRESETS:
-            close = difflib.get_close_matches(name, TRAIN_PRESETS, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise SystemExit(f"brc-info: error: unknown training preset {name!r}{hint}")
+            raise SystemExit(f"brc-info: error: unknown training preset {name!r}"
+                             f"{close_matches(name, TRAIN_PRESETS)}")
     for batch in args.roofline_batches:
         if batch < 1:
             raise SystemExit(f"brc-info: error: --roofline-batches must be >= 1, got {batch}")

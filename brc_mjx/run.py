@@ -6,6 +6,7 @@ module only decides *when* to call it, evaluate, log and checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -277,7 +278,9 @@ def run(
                        "temperature (discrete-action runs have none)")
     sides = [name for name, on in (("evaluation", eval_env is not None), (
         "diagnostics", derived.diagnostics_every_epochs and not env.discrete)) if on]
-    with logger.phase(f"compiling {' and '.join(sides) or 'nothing else'}") as done:
+    side_phase = (logger.phase(f"compiling {' and '.join(sides)}") if sides
+                  else contextlib.nullcontext({}))
+    with side_phase as done:
         cached = []
         if eval_env is not None:
             policy_step = discrete_acting.eval_step if env.discrete else deterministic_step

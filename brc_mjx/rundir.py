@@ -64,7 +64,7 @@ def checkpoints_by_env_steps(run_dir: str) -> dict[int, int]:
     steps = checkpoint_steps(run_dir)
     if checkpoint_numbering(run_dir) == ENV_STEPS:
         return {s: s for s in steps}
-    config = read_config(run_dir) or {}
+    config = read_config(run_dir)  # every run directory with checkpoints has one
     per_epoch = int(config["steps_per_epoch"]) * int(config["env"]["envs_per_task"])
     return {s * per_epoch: s for s in steps}
 

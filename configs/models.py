@@ -29,14 +29,17 @@ MODEL_PRESETS: dict[str, int] = {
 }
 
 
+def close_matches(name: str, known) -> str:
+    """``"; did you mean a, b?"`` for the names in ``known`` close to ``name`` ("" if none)."""
+    close = difflib.get_close_matches(name, list(known), n=3)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
 def model_preset(name: str, **overrides) -> NetworkConfig:
     """The :class:`NetworkConfig` of preset ``name`` (fields may be overridden by keyword)."""
     if name not in MODEL_PRESETS:
-        close = difflib.get_close_matches(name, MODEL_PRESETS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(
-            f"unknown model preset {name!r}{hint} (known: {', '.join(MODEL_PRESETS)})"
-        )
+        raise ValueError(f"unknown model preset {name!r}{close_matches(name, MODEL_PRESETS)} "
+                         f"(known: {', '.join(MODEL_PRESETS)})")
     return dataclasses.replace(NetworkConfig(critic_width=MODEL_PRESETS[name]), **overrides)
 
 
