@@ -257,11 +257,14 @@ def plot(cfg: Plot) -> list[Path]:
     return paths
 
 
+#: the subcommands of ``python -m benchmarks.parity``
+COMMANDS = {"run": Run, "official": Official, "plot": Plot}
+
+
 def main(argv: list[str] | None = None) -> None:
     # XLA:CPU logs a false machine-type error per cached program (as brc-train, brc_mjx.cli)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    cmd = tyro.extras.subcommand_cli_from_dict(
-        {"run": Run, "official": Official, "plot": Plot}, args=argv)
+    cmd = tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv)
     {Run: run, Official: official, Plot: plot}[type(cmd)](cmd)
 
 

@@ -90,6 +90,6 @@ def test_the_documented_official_command_parses(tmp_path):
     import tyro
 
     cmd = tyro.extras.subcommand_cli_from_dict(
-        {"run": parity.Run, "official": parity.Official, "plot": parity.Plot},
+        parity.COMMANDS,
         args=["official", "logs/walker-walk-s0.log", "--task", "dmc/walker-walk", "--seed", "0"])
     assert (str(cmd.log), cmd.task, cmd.seed) == ("logs/walker-walk-s0.log", "dmc/walker-walk", 0)

@@ -1,4 +1,5 @@
-"""Every command in the README's code blocks parses with today's CLI: the README cannot drift.
+"""Every command in the README's (and docs/'s) code blocks parses with today's CLI: they cannot
+drift.
 
 Each ``brc-train`` / ``brc-info`` / ``brc-analyze`` / ``python -m benchmarks.<x>`` line of a
 ```bash block is parsed by the program's own parser (nothing runs), and the tasks it names must
@@ -17,6 +18,12 @@ import pytest
 import tyro
 
 README = Path(__file__).parent.parent / "README.md"
+DOCS = sorted((Path(__file__).parent.parent / "docs").glob("*.md"))
+
+
+def documented_commands() -> list[list[str]]:
+    """The commands of the README and of every page in docs/ (long write-ups moved there)."""
+    return [argv for page in (README, *DOCS) for argv in readme_commands(page.read_text())]
 PROGRAMS = ("brc-train", "brc-info", "brc-analyze")
 
 
@@ -39,7 +46,7 @@ def readme_commands(text: str) -> list[list[str]]:
                 continue
             for name, value in variables.items():
                 line = line.replace(f"${name}", value)
-            line = line.replace("$s", "0")
+            line = re.sub(r"\$\w+", "0", line)  # a loop variable (seed) takes a value
             for part in line.split("&&"):
                 argv = shlex.split(part)
                 if argv and argv[0].startswith(".venv/bin/"):
@@ -67,19 +74,22 @@ def check(argv: list[str]) -> None:
             tyro.cli(AnalyzeArgs, args=args)
         else:  # python -m benchmarks.<module>
             module = importlib.import_module(args[1])
-            tyro.cli(module.Config, args=args[2:])
+            if hasattr(module, "COMMANDS"):  # a module with subcommands
+                tyro.extras.subcommand_cli_from_dict(module.COMMANDS, args=args[2:])
+            else:
+                tyro.cli(module.Config, args=args[2:])
     except SystemExit as exc:  # --help exits 0; a parse error exits 2
         if exc.code not in (0, None):
             raise AssertionError(f"{' '.join(argv)!r} does not parse: exit {exc.code}") from None
 
 
 def test_the_readme_has_commands_to_check():
-    commands = readme_commands(README.read_text())
+    commands = documented_commands()
     assert len(commands) > 30
     assert ["brc-train", "--resume", "--run-dir", "runs/a"] in commands
 
 
-@pytest.mark.parametrize("argv", readme_commands(README.read_text()), ids=" ".join)
+@pytest.mark.parametrize("argv", documented_commands(), ids=" ".join)
 def test_readme_command_parses(argv, capsys):
     check(argv)
 
