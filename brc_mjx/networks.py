@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from brc_mjx import categorical
 from brc_mjx.config import NetworkConfig
+from brc_mjx.orthogonal import orthogonal
 
 LAYERNORM_EPS = 1e-6
 LOG_STD_MIN = -10.0
@@ -32,7 +33,7 @@ def _dense(features: int, gain: float = math.sqrt(2.0), dtype=jnp.float32) -> nn
     """
     return nn.Dense(
         features,
-        kernel_init=nn.initializers.orthogonal(scale=gain),
+        kernel_init=orthogonal(gain),
         bias_init=nn.initializers.zeros,
         dtype=dtype,
         param_dtype=jnp.float32,

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from brc_mjx import categorical
 from brc_mjx.config import NetworkConfig
 from brc_mjx.networks import EMBEDDING_KEY, BroNet, _dense, has_task_input, l2_normalize
+from brc_mjx.orthogonal import orthogonal
 
 #: Nature-DQN encoder (Mnih et al. 2015), as in DrQ(epsilon): (features, kernel, stride).
 NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
@@ -79,7 +80,7 @@ class Conv(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         shape = (self.kernel, self.kernel, x.shape[-1], self.features)
-        kernel = self.param("kernel", nn.initializers.orthogonal(math.sqrt(2.0)), shape,
+        kernel = self.param("kernel", orthogonal(math.sqrt(2.0)), shape,
                             jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
         conv = conv_matmul_grad if self.matmul_grad else _conv
