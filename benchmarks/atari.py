@@ -10,7 +10,7 @@ With ``--run-dir`` the newest checkpoint of a finished discrete run (trained wit
 learner) is evaluated instead, on ``--episodes`` evaluation episodes per game: more than the
 few a run evaluates along the way, for a final score with a smaller error.
 
-Random-policy episodes run through the trainer's own evaluator (``acting.evaluate``: each env's
+Random-policy episodes run through the trainer's own evaluator (``evaluation.rollout``: each env's
 first finished episode counts) with uniform actions over each game's set. Rows go to
 ``benchmarks/results/atari.jsonl`` with the published random / human scores next to them.
 """
@@ -30,7 +30,7 @@ import tyro
 import envs
 from benchmarks.common import RESULTS_DIR, append_row, row_header
 from benchmarks.env_only import time_env
-from brc_mjx.acting import evaluate
+from brc_mjx.evaluation import evaluate, rollout
 
 RESULTS = RESULTS_DIR / "atari.jsonl"
 
@@ -55,17 +55,16 @@ class Config:
     """The training preset of --run-dir (its learner settings must equal the run's)."""
 
 
-def uniform_step(learner, env, learner_state, env_state, key):
-    """``acting.evaluate``'s policy step for a uniform random policy over each game's actions."""
-    del learner, learner_state
+def uniform_step(env, env_state, key):
+    """A uniform random policy's step over each game's actions."""
     num_actions = jnp.sum(jnp.asarray(env.action_mask), axis=-1).astype(jnp.int32)
     return env.step(env_state, jax.random.randint(key, (env.num_envs,), 0, num_actions))
 
 
 def random_scores(env: envs.Env, key: jax.Array) -> dict[str, np.ndarray]:
     """Per-game mean return and finished fraction of one random episode in every env."""
-    run = jax.jit(functools.partial(evaluate, None, env, None,
-                                    num_steps=max(env.episode_length), policy_step=uniform_step))
+    run = jax.jit(functools.partial(rollout, functools.partial(uniform_step, env), env,
+                                    num_steps=max(env.episode_length)))
     out = jax.device_get(run(key))
     return {"return": out["return"], "finished": out["finished"]}
 
@@ -73,8 +72,9 @@ def random_scores(env: envs.Env, key: jax.Array) -> dict[str, np.ndarray]:
 def evaluate_run(cfg: Config) -> None:
     """Evaluate the newest checkpoint of ``cfg.run_dir`` on ``cfg.episodes`` episodes per game."""
     from brc_mjx import checkpoint, rundir
+    from brc_mjx.agents import DiscreteBRC
+    from brc_mjx.agents.base import state_leaf
     from brc_mjx.config import to_json
-    from brc_mjx.discrete import acting as discrete_acting
     from brc_mjx.discrete import learner as discrete_learner
     from configs.train import TRAIN_PRESETS
 
@@ -96,14 +96,14 @@ def evaluate_run(cfg: Config) -> None:
                                             env.obs_shape, env.obs_dtype, env.action_dims)
     state = discrete_learner.init_state(learner, jax.random.key(0), env.num_envs,
                                         max(env.episode_length))
-    step, leaves = checkpoint.read_leaves(f"{cfg.run_dir}/checkpoints",
-                                          prefixes=(".learner.critic_params",))
+    critic = state_leaf(discrete_learner.DiscreteLearnerState, "critic_params")
+    step, leaves = checkpoint.read_leaves(f"{cfg.run_dir}/checkpoints", prefixes=(critic,))
     flat, tree = jax.tree_util.tree_flatten_with_path(state.critic_params)
-    params = [leaves[".learner.critic_params" + jax.tree_util.keystr(path)] for path, _ in flat]
+    params = [leaves[critic + jax.tree_util.keystr(path)] for path, _ in flat]
     state = state.replace(critic_params=jax.tree_util.tree_unflatten(tree, params))
     start = time.perf_counter()
-    run = jax.jit(functools.partial(evaluate, learner, env, num_steps=max(env.episode_length),
-                                    policy_step=discrete_acting.eval_step))
+    run = jax.jit(functools.partial(evaluate, DiscreteBRC(learner), env,
+                                    num_steps=max(env.episode_length)))
     out = jax.device_get(run(state, jax.random.key(1)))
     returns = dict(zip(env.task_names, out["return"].tolist(), strict=True))
     normalised = envs.normalised_scores(env.task_names, out["return"])

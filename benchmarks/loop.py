@@ -62,7 +62,7 @@ class Config:
 
 def policy_flops(program, state) -> float:
     """XLA's FLOP count of one sampled policy action for every env of the batch."""
-    learner, env_state = program.learner, state.env
+    learner, env_state = program.agent.learner, state.env
     mask = jnp.ones((env_state.obs.shape[0], learner.action_dim), jnp.float32)
     fn = functools.partial(policy_action, learner)
     return xla_flops(jax.jit(fn).lower(state.learner, env_state.obs, env_state.task_id, mask,
@@ -105,7 +105,7 @@ def time_loop(cfg: Config, env, updates_per_step: int) -> dict:
     return dict(compile_s=compile_s, steady_s=best,
                 env_steps_per_s=cfg.steps * env.num_envs / best, updates_per_s=updates / best,
                 policy_flops_per_vector_step=flops,
-                actor_width=program.learner.cfg.network.actor_width)
+                actor_width=program.agent.learner.cfg.network.actor_width)
 
 
 def main(cfg: Config) -> None:

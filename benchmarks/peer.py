@@ -50,7 +50,6 @@ import tyro
 import envs
 from benchmarks.common import RESULTS_DIR, append_row, row_header, xla_flops
 from brc_mjx import parallel, train
-from brc_mjx.acting import evaluate
 from brc_mjx.config import (
     EnvConfig,
     LearnerConfig,
@@ -59,6 +58,7 @@ from brc_mjx.config import (
     ReplayConfig,
     TrainConfig,
 )
+from brc_mjx.evaluation import evaluate
 from configs.models import parameter_counts
 
 
@@ -474,13 +474,13 @@ def run_ours(clock: CompileClock, cfg: TrainConfig, max_epochs: int | None = Non
     start = time.perf_counter()
     env = envs.make(list(cfg.env.tasks), cfg.env.envs_per_task, backend=cfg.env.backend)
     program = train.build(cfg, env)
-    learner, derived = program.learner, program.derived
+    agent, derived = program.agent, program.derived
     state = train.init_sharded_state(cfg, env, program)
     epoch_fn, epoch_compile_s, _ = train.compile_epoch(cfg, env, program, state)
     eval_fn = None
     if evaluate_every:
         eval_env = envs.make(list(cfg.env.tasks), cfg.env.eval_episodes, backend=cfg.env.backend)
-        eval_fn = jax.jit(functools.partial(evaluate, learner, eval_env,
+        eval_fn = jax.jit(functools.partial(evaluate, agent, eval_env,
                                             num_steps=derived.max_episode_length))
     eval_key = jax.random.PRNGKey(cfg.seed + 1)
 

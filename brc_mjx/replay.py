@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 _OBS_FIELDS = ("obs", "next_obs")
+OBS_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 _GIB = float(1 << 30)
 
 

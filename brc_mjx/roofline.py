@@ -159,23 +159,19 @@ def preset_costs(cfg, env, batches, dtypes) -> tuple[dict, Cost | None]:
     import jax
 
     from brc_mjx import train
-    from brc_mjx.learner import sgd_step
 
-    if env.discrete:
-        raise ValueError("--roofline covers the continuous learner's presets; "
-                         f"{', '.join(env.task_names)} are discrete-action tasks")
-    example = train.example_transition(env)
     update_costs = {}
     for dtype in dtypes:
         network = dataclasses.replace(cfg.learner.network, critic_compute_dtype=dtype)
-        dcfg = dataclasses.replace(cfg, learner=dataclasses.replace(cfg.learner, network=network))
-        program = train.build(dcfg, env)
         for batch in batches:
-            data = jax.tree.map(lambda x, b=batch: jax.ShapeDtypeStruct((b, *x.shape), x.dtype),
-                                example)
-            step = jax.jit(functools.partial(sgd_step, program.learner))
+            bcfg = dataclasses.replace(cfg, batch_size=batch, learner=dataclasses.replace(
+                cfg.learner, network=network))
+            program = train.build(bcfg, env)
+            agent, shapes, key = program.agent, program.abstract_state, jax.random.key(0)
+            data = jax.eval_shape(functools.partial(agent.sample, bcfg, program.derived),
+                                  shapes.replay, shapes.offline, key)
             update_costs[batch, dtype] = cost_of(
-                step.lower(program.abstract_state.learner, data, jax.random.key(0)).compile())
+                jax.jit(agent.update).lower(shapes.learner, data, key).compile())
     env_cost = None
     if all(name == "mjx" for name in env.backends):
         state = jax.eval_shape(env.reset, jax.random.key(0))

@@ -19,10 +19,9 @@ import numpy as np
 from rich.console import Console
 
 from brc_mjx import checkpoint, parallel, profiling, rundir, train, transfer, video, warmstart
-from brc_mjx.acting import deterministic_step, evaluate
 from brc_mjx.analysis import diagnostics
 from brc_mjx.config import TrainConfig, to_json
-from brc_mjx.discrete import acting as discrete_acting
+from brc_mjx.evaluation import evaluate
 from brc_mjx.logger import Logger, phase, run_metadata
 from envs import normalised_scores
 
@@ -170,6 +169,7 @@ def run(
     cfg: TrainConfig,
     env_factory: Callable[[TrainConfig], tuple] = make_envs,
     max_epochs: int | None = None,
+    agent_factory: Callable | None = None,
 ) -> dict:
     """Train (or resume) according to ``cfg``; returns the last epoch's metrics and eval.
 
@@ -177,6 +177,8 @@ def run(
       cfg: the run's config.
       env_factory: builds ``(train_env, eval_env_or_None)`` from the config.
       max_epochs: stop after this many epochs of *this call* (for tests / interruption).
+      agent_factory: ``(cfg, env, plan) -> Agent`` (``brc_mjx.agents.base``); default:
+        ``brc_mjx.agents.select``.
     """
     if cfg.distributed:
         parallel.initialize_distributed()
@@ -193,10 +195,11 @@ def run(
         plan = transfer.plan(cfg, restore)
         env, eval_env = env_factory(cfg)
         env, eval_env = transfer.fit_envs(plan, cfg, env, eval_env)
-        program = train.build(cfg, env, plan)
-        learner, derived = program.learner, program.derived
+        program = train.build(cfg, env, plan,
+                              agent_factory(cfg, env, plan) if agent_factory else None)
+        agent, derived = program.agent, program.derived
         tasks = plan.learner_tasks(env)
-        needed = train.replay_bytes(cfg, env, derived)
+        needed = agent.replay_bytes(cfg, env, derived)
         from brc_mjx import replay as replay_lib
 
         data, _ = parallel.mesh_shape(cfg.mesh, jax.device_count())
@@ -221,9 +224,8 @@ def run(
                                 "episodes in flight are lost (their transitions stay in the "
                                 "replay)")
         if state is None:
-            learner_shapes = program.abstract_state.learner
             params = sum(x.size for x in jax.tree.leaves(
-                (learner_shapes.critic_params, getattr(learner_shapes, "actor_params", {}))))
+                agent.params(program.abstract_state.learner)))
             with phase(console, f"building the initial state ({params / 1e6:,.1f}M parameters, "
                                 f"{needed / 2**30:.2f} GiB of replay)", lead):
                 state = train.init_sharded_state(cfg, env, program)
@@ -247,7 +249,7 @@ def run(
         rundir.write_json(os.path.join(cfg.run_dir, "meta.json"),
                           {**run_metadata(), "task_names": list(tasks),
                            "env_task_names": list(env.task_names),
-                           "action_dims": list(learner.action_dims), "obs_dim": env.obs_dim,
+                           "action_dims": list(agent.action_dims), "obs_dim": env.obs_dim,
                            "action_dim": env.action_dim, "checkpoint_numbering": numbering})
         transfer.save_plan(plan, cfg.run_dir)
 
@@ -273,27 +275,24 @@ def run(
     eval_key = jax.random.PRNGKey(cfg.seed + 1)
     eval_fn = diag_fn = None
     videos = video_plan(cfg, eval_env, logger)  # the same on every process: one eval program
-    if derived.diagnostics_every_epochs and env.discrete:
-        logger.console("diagnostics off: they read the continuous learner's actor and "
-                       "temperature (discrete-action runs have none)")
+    if derived.diagnostics_every_epochs and agent.diagnose is None:
+        logger.console(f"diagnostics off: the {agent.name} agent has none")
     sides = [name for name, on in (("evaluation", eval_env is not None), (
-        "diagnostics", derived.diagnostics_every_epochs and not env.discrete)) if on]
+        "diagnostics", derived.diagnostics_every_epochs and agent.diagnose is not None)) if on]
     side_phase = (logger.phase(f"compiling {' and '.join(sides)}") if sides
                   else contextlib.nullcontext({}))
     with side_phase as done:
         cached = []
         if eval_env is not None:
-            policy_step = discrete_acting.eval_step if env.discrete else deterministic_step
-            eval_fn = jax.jit(functools.partial(evaluate, learner, eval_env,
+            eval_fn = jax.jit(functools.partial(evaluate, agent, eval_env,
                                                 num_steps=derived.max_episode_length,
-                                                trace=videos, policy_step=policy_step))
+                                                trace=videos))
             eval_fn, hit = compile_side(eval_fn, (state.learner, eval_key), f"evaluate:{videos}",
                                         cfg, eval_env, program.mesh, export_dir)
             cached += ["evaluation"] if hit else []
         if "diagnostics" in sides:
             diag_key = jax.random.PRNGKey(cfg.seed + 2)
-            diag_fn = jax.jit(functools.partial(diagnostics.diagnose, learner,
-                                                cfg.diagnostics_per_task))
+            diag_fn = jax.jit(functools.partial(agent.diagnose, cfg.diagnostics_per_task))
             diag_fn, hit = compile_side(diag_fn, (state.learner, state.replay, diag_key),
                                         "diagnose", cfg, env, program.mesh, export_dir)
             cached += ["diagnostics"] if hit else []

@@ -1,6 +1,6 @@
 """Evaluation videos: one deterministic episode per task, rendered on the host as GIFs.
 
-The frames come from the evaluation episode itself (`acting.evaluate(..., trace=True)`, outside
+The frames come from the evaluation episode itself (`evaluation.evaluate(..., trace=True)`, outside
 the training epoch): for every task with an `envs.Renderable` (MJX tasks; EnvPool keeps its
 physics in the pool), the qpos of its first env at every step. The host then sets each qpos
 into a CPU `MjData`, runs `mj_forward` and draws it with `mujoco.Renderer` (offscreen: EGL or

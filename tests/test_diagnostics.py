@@ -13,6 +13,7 @@ from toy_env import ToyEnv
 
 from brc_mjx import losses, train
 from brc_mjx import replay as replay_lib
+from brc_mjx.agents import BRC
 from brc_mjx.analysis import diagnostics
 from brc_mjx.learner import make_learner, reward_scales
 
@@ -59,8 +60,8 @@ def filled():
     cfg = tiny_config("/tmp/unused", warmup_env_steps=20)
     learner = make_learner(cfg.learner, env.obs_dim, env.action_dims)
     derived = train.derive(cfg, env)
-    state = train.init_train_state(cfg, learner, env, derived)
-    epoch = train.make_train_epoch(learner, env, cfg, derived)
+    state = train.init_train_state(cfg, BRC(learner), env, derived)
+    epoch = train.make_train_epoch(BRC(learner), env, cfg, derived)
     for _ in range(2):
         state, _ = epoch(state)
     return learner, state

@@ -13,6 +13,7 @@ from toy_env import ToyEnv
 
 from brc_mjx import run as run_lib
 from brc_mjx import train
+from brc_mjx.agents import BRC
 from brc_mjx.config import (
     EnvConfig,
     LearnerConfig,
@@ -45,8 +46,8 @@ def test_epoch_traces_once_and_makes_no_host_transfer():
     cfg = tiny_config("/tmp/unused")
     learner = make_learner(cfg.learner, env.obs_dim, env.action_dims)
     derived = train.derive(cfg, env)
-    state = train.init_train_state(cfg, learner, env, derived)
-    epoch = train.make_train_epoch(learner, env, cfg, derived)
+    state = train.init_train_state(cfg, BRC(learner), env, derived)
+    epoch = train.make_train_epoch(BRC(learner), env, cfg, derived)
     state, _ = epoch(state)  # compile (transfers of constants are allowed while tracing)
     with jax.transfer_guard("disallow"):
         for _ in range(3):
@@ -65,8 +66,8 @@ def test_warmup_skips_learning_and_replay_ratio():
     assert derived.warmup_vector_steps == 30  # 60 transitions per task / 2 envs per task
     assert derived.replay_ratio == pytest.approx(2 * 16 / 4)
     learner = make_learner(cfg.learner, env.obs_dim, env.action_dims)
-    state = train.init_train_state(cfg, learner, env, derived)
-    epoch = train.make_train_epoch(learner, env, cfg, derived)
+    state = train.init_train_state(cfg, BRC(learner), env, derived)
+    epoch = train.make_train_epoch(BRC(learner), env, cfg, derived)
     state, m1 = epoch(state)  # steps 0..19: all warm-up
     state, m2 = epoch(state)  # steps 20..39: 10 warm-up, 10 learning
     assert float(m1["updates"]) == 0.0 and float(m1["train/critic_loss"]) == 0.0

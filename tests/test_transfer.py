@@ -13,8 +13,9 @@ from toy_env import ToyEnv
 
 from brc_mjx import checkpoint, losses, train, transfer
 from brc_mjx import run as run_lib
-from brc_mjx.acting import evaluate
+from brc_mjx.agents.brc import sample_mixed
 from brc_mjx.config import EnvConfig, LearnerConfig, NetworkConfig, TransferConfig
+from brc_mjx.evaluation import evaluate
 from brc_mjx.replay import Transition
 
 EMB = ".learner.critic_params['params']['task_embedding']"
@@ -88,9 +89,9 @@ def test_model_transfer_loads_weights_keeps_source_rows_and_policy(tmp_path, sou
 
     # The first evaluation equals the source's policy evaluated with the same key.
     env_src = ToyEnv(kinds=(1, 2), envs_per_task=2)
-    learner_src = train.build(src_cfg, env_src).learner
+    agent_src = train.build(src_cfg, env_src).agent
     key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed + 1), 0)
-    ev = evaluate(learner_src, env_src, src_result["state"].learner, key, num_steps=12)
+    ev = evaluate(agent_src, env_src, src_result["state"].learner, key, num_steps=12)
     with open(os.path.join(result["run_dir"], "metrics.jsonl")) as f:
         first = json.loads(f.readline())
     for k, name in enumerate(("toy/task1", "toy/task2")):
@@ -116,7 +117,7 @@ def test_single_new_task_keeps_task_input_and_mean_embedding(tmp_path, source):
                  transfer=TransferConfig(new_embedding="mean", keep_temperature=True,
                                          keep_optimizer=True))
     program, state = transferred(cfg)
-    assert program.learner.nets.multi and program.learner.num_tasks == 1
+    assert program.agent.learner.nets.multi and program.agent.learner.num_tasks == 1
     state = state.learner
     table = np.asarray(state.critic_params["params"]["task_embedding"])
     np.testing.assert_allclose(table, src[EMB].mean(axis=0, keepdims=True), rtol=1e-6)
@@ -128,8 +129,8 @@ def test_policy_of_a_source_task_is_the_sources_under_its_new_id(source, tmp_pat
     src_cfg, src_result = source
     cfg = config(tmp_path / "t", ("toy/task0", "toy/task2"), init_from=src_cfg.run_dir)
     program, state = transferred(cfg)
-    nets_src = train.build(src_cfg, ToyEnv(kinds=(1, 2))).learner.nets
-    nets_new = program.learner.nets
+    nets_src = train.build(src_cfg, ToyEnv(kinds=(1, 2))).agent.learner.nets
+    nets_new = program.agent.learner.nets
     obs = jax.random.normal(jax.random.key(3), (5, 3))
     src, new = src_result["state"].learner, state.learner
     mean_src, _ = losses.policy(nets_src, src.actor_params, src.critic_params, obs,
@@ -182,7 +183,7 @@ def test_mixed_batches_take_offline_rows_in_proportion():
         from brc_mjx.replay import ReplayState
         return ReplayState(data=data, insert_pos=jnp.int32(0), size=jnp.int32(4))
 
-    batch = train._sample(ring(1, 1.0), ring(2, 2.0), jax.random.key(0), 12, 8)
+    batch = sample_mixed(ring(1, 1.0), ring(2, 2.0), jax.random.key(0), 12, 8)
     np.testing.assert_array_equal(batch.reward, [1.0] * 4 + [2.0] * 8)
 
 

@@ -27,9 +27,11 @@ from collections.abc import Sequence
 import numpy as np
 import tyro
 
+from brc_mjx.agents.brc import leaf
 from brc_mjx.config import diff_fields
+from brc_mjx.networks import EMBEDDING_KEY
 
-EMBEDDING_PATH = ".learner.critic_params['params']['task_embedding']"
+EMBEDDING_PATH = leaf("critic_params", "params", EMBEDDING_KEY)
 
 
 @dataclasses.dataclass(frozen=True)

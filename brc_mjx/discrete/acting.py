@@ -80,8 +80,7 @@ def actor_step(learner: DiscreteLearner, env, learner_state: DiscreteLearnerStat
 
 def eval_step(learner: DiscreteLearner, env, learner_state: DiscreteLearnerState, env_state,
               key: jax.Array):
-    """One evaluation step: epsilon-greedy with ``eval_epsilon`` (``acting.evaluate``'s
-    ``policy_step``)."""
+    """One evaluation step: epsilon-greedy with ``eval_epsilon`` (the agent's ``eval_step``)."""
     eps = jnp.asarray(learner.discrete.eval_epsilon, jnp.float32)
     action = epsilon_greedy(learner, learner_state, env_state.obs, env_state.task_id,
                             jnp.asarray(env.action_mask), eps, key)

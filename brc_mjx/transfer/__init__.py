@@ -33,6 +33,9 @@ import numpy as np
 
 from brc_mjx import checkpoint, rundir
 from brc_mjx import replay as replay_lib
+from brc_mjx.agents.brc import leaf as brc_leaf
+from brc_mjx.networks import EMBEDDING_KEY
+from brc_mjx.normalizer import NormalizerState
 
 PLAN_FILE = "transfer.json"
 
@@ -258,13 +261,16 @@ def save_plan(plan: Plan, run_dir: str) -> None:
 
 # --- loading -----------------------------------------------------------------------------------
 
-_WEIGHTS = (".learner.actor_params", ".learner.critic_params", ".learner.target_critic_params")
-_OPTIMIZER = (".learner.actor_opt_state", ".learner.critic_opt_state")
-_TEMPERATURE = (".learner.log_alpha", ".learner.temperature_opt_state")
+_WEIGHTS = (brc_leaf("actor_params"), brc_leaf("critic_params"),
+            brc_leaf("target_critic_params"))
+_OPTIMIZER = (brc_leaf("actor_opt_state"), brc_leaf("critic_opt_state"))
+_TEMPERATURE = (brc_leaf("log_alpha"), brc_leaf("temperature_opt_state"))
 #: Per-task statistics (leading axis = the learner's tasks); new tasks keep their fresh rows.
-_TASK_ROWS = (".learner.normalizer.return_max", ".learner.normalizer.return_min",
-              ".learner.normalizer.episodes", ".learner.policy_entropy")
-_EMBEDDING = "['task_embedding']"
+_STATS = ("return_max", "return_min", "episodes")  # NormalizerState's per-task fields
+assert set(_STATS) <= {f.name for f in dataclasses.fields(NormalizerState)}
+_NORMALIZER = brc_leaf("normalizer")
+_TASK_ROWS = tuple(f"{_NORMALIZER}.{name}" for name in _STATS) + (brc_leaf("policy_entropy"),)
+_EMBEDDING = f"[{EMBEDDING_KEY!r}]"
 
 
 def row_map(source_tasks, target_tasks) -> np.ndarray:
@@ -327,7 +333,7 @@ def _load_replay(state, source: Source, tasks):
     """``state`` with its offline replay holding every stored transition of the source's tasks
     (relabelled with this run's task ids) and their reward statistics."""
     _, leaves = checkpoint.read_leaves(source.checkpoint_dir, source.step,
-                                       prefixes=(".replay.", ".learner.normalizer."))
+                                       prefixes=(".replay.", _NORMALIZER + "."))
     ids = row_map(tasks, source.task_names[: source.replay_tasks])  # source ring -> our task
     data = {}
     for field in dataclasses.fields(replay_lib.Transition):
@@ -345,10 +351,10 @@ def _load_replay(state, source: Source, tasks):
         size=_put(leaves[".replay.size"], state.offline.size))
     rows = row_map(source.task_names, tasks)
     normalizer = state.learner.normalizer
-    stats = {name: _put(map_rows(leaves[f".learner.normalizer.{name}"],
+    stats = {name: _put(map_rows(leaves[f"{_NORMALIZER}.{name}"],
                                  np.asarray(getattr(normalizer, name)), rows),
                         getattr(normalizer, name))
-             for name in ("return_max", "return_min", "episodes")}
+             for name in _STATS}
     learner = state.learner.replace(normalizer=normalizer.replace(**stats))
     return state.replace(offline=offline, learner=learner)
 
