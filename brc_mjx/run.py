@@ -13,6 +13,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -165,21 +166,32 @@ def write_curves(run_dir: str) -> None:
     os.replace(tmp, os.path.join(run_dir, "curves.png"))  # a reader never sees half a file
 
 
-def run(
-    cfg: TrainConfig,
-    env_factory: Callable[[TrainConfig], tuple] = make_envs,
-    max_epochs: int | None = None,
-    agent_factory: Callable | None = None,
-) -> dict:
-    """Train (or resume) according to ``cfg``; returns the last epoch's metrics and eval.
+@dataclasses.dataclass
+class Session:
+    """A run set up to train (:func:`set_up`): what the epoch loop and its hooks share."""
 
-    Args:
-      cfg: the run's config.
-      env_factory: builds ``(train_env, eval_env_or_None)`` from the config.
-      max_epochs: stop after this many epochs of *this call* (for tests / interruption).
-      agent_factory: ``(cfg, env, plan) -> Agent`` (``brc_mjx.agents.base``); default:
-        ``brc_mjx.agents.select``.
-    """
+    cfg: TrainConfig
+    env: Any
+    eval_env: Any
+    program: train.Program
+    state: train.TrainState
+    logger: Logger
+    manager: Any  # orbax CheckpointManager of run_dir/checkpoints
+    numbering: str  # how checkpoints are named (rundir.checkpoint_numbering)
+    export_dir: str  # warm-start exports ("" when off, or for a resumed run)
+    lead: bool  # process 0: logs and writes run metadata
+    start_epoch: int
+
+    @property
+    def agent(self):
+        return self.program.agent
+
+
+def set_up(cfg: TrainConfig, env_factory: Callable[[TrainConfig], tuple] = make_envs,
+           agent_factory: Callable | None = None) -> Session:
+    """Everything before the first epoch: checks, the run directory (new or resumed), the
+    transfer plan, envs, the program, the state (restored, or built and transferred into), the
+    logger and the run's metadata files."""
     if cfg.distributed:
         parallel.initialize_distributed()
     train.validate(cfg)
@@ -252,66 +264,78 @@ def run(
                            "action_dims": list(agent.action_dims), "obs_dim": env.obs_dim,
                            "action_dim": env.action_dim, "checkpoint_numbering": numbering})
         transfer.save_plan(plan, cfg.run_dir)
-
-    start_epoch = int(state.env_steps) // cfg.steps_per_epoch
-    if start_epoch >= derived.epochs:
-        logger.console(f"the run is complete ({start_epoch} of {derived.epochs} epochs): nothing "
-                       "to do (a larger --total-env-steps continues it)")
-        logger.close()
-        return {"state": state, "epochs_done": start_epoch, "run_dir": cfg.run_dir}
-
     if resumed_at is not None or cfg.profile:  # --profile reads the traced program's HLO
         # A state restored from a checkpoint crashed (SIGSEGV) the first epoch of an epoch
         # program deserialized from an export written by another process (a fresh state, or the
         # same program exported in this process, do not): resumed runs trace their programs.
         export_dir = ""
-    with logger.phase("compiling the training epoch",
-                      hint="minutes on a CPU the first time; a later start with the same "
-                           "settings loads it from the cache") as done:
-        epoch_fn, compile_s, cached = train.compile_epoch(cfg, env, program, state, export_dir)
-        done["note"] = "loaded from the warm-start cache" if cached else ""
-    # Evaluation and diagnostics are compiled now, not at their first use mid-run.
-    t = time.perf_counter()
-    eval_key = jax.random.PRNGKey(cfg.seed + 1)
-    eval_fn = diag_fn = None
-    videos = video_plan(cfg, eval_env, logger)  # the same on every process: one eval program
-    if derived.diagnostics_every_epochs and agent.diagnose is None:
-        logger.console(f"diagnostics off: the {agent.name} agent has none")
-    sides = [name for name, on in (("evaluation", eval_env is not None), (
-        "diagnostics", derived.diagnostics_every_epochs and agent.diagnose is not None)) if on]
-    side_phase = (logger.phase(f"compiling {' and '.join(sides)}") if sides
-                  else contextlib.nullcontext({}))
-    with side_phase as done:
-        cached = []
-        if eval_env is not None:
-            eval_fn = jax.jit(functools.partial(evaluate, agent, eval_env,
-                                                num_steps=derived.max_episode_length,
-                                                trace=videos))
-            eval_fn, hit = compile_side(eval_fn, (state.learner, eval_key), f"evaluate:{videos}",
-                                        cfg, eval_env, program.mesh, export_dir)
-            cached += ["evaluation"] if hit else []
-        if "diagnostics" in sides:
-            diag_key = jax.random.PRNGKey(cfg.seed + 2)
-            diag_fn = jax.jit(functools.partial(agent.diagnose, cfg.diagnostics_per_task))
-            diag_fn, hit = compile_side(diag_fn, (state.learner, state.replay, diag_key),
-                                        "diagnose", cfg, env, program.mesh, export_dir)
-            cached += ["diagnostics"] if hit else []
-        done["note"] = f"{' and '.join(cached)} loaded from the warm-start cache" if cached else ""
-    side_compile_s = time.perf_counter() - t
+    return Session(cfg=cfg, env=env, eval_env=eval_env, program=program, state=state,
+                   logger=logger, manager=manager, numbering=numbering, export_dir=export_dir,
+                   lead=lead, start_epoch=int(state.env_steps) // cfg.steps_per_epoch)
 
-    logger.start_progress(derived.epochs * cfg.steps_per_epoch * cfg.env.envs_per_task,
-                          start_env_steps)
-    stop_epoch = derived.epochs if max_epochs is None else min(derived.epochs,
-                                                              start_epoch + max_epochs)
-    profile_epochs = range(start_epoch + 2, start_epoch + 5) if cfg.profile else range(0)
-    profile_dir = os.path.join(cfg.run_dir, "profile")
-    profiled_s = 0.0
-    result: dict = {"compile_s": compile_s}
-    next_video = cfg.video_every or np.inf
 
-    def evaluate_into(record: dict, key: jax.Array) -> dict:
+# --- hooks: what happens between epochs --------------------------------------------------------
+#
+# A hook is compiled once before the first epoch (``prepare``) and then called after every
+# epoch: ``record(epoch, state, record)`` adds to the epoch's record before it is logged,
+# ``logged(epoch, state, record)`` acts on what was logged. ``Epoch`` says where the loop is.
+
+
+@dataclasses.dataclass(frozen=True)
+class Epoch:
+    index: int  # 0-based epoch of the whole run
+    env_steps: int  # per task, at its end
+    last: bool  # the run's last epoch
+
+
+class Hook:
+    """Base hook: does nothing. ``compiled`` names what ``prepare`` compiled (for the phase
+    message); ``cached`` those loaded from the warm-start cache."""
+
+    compiled: tuple[str, ...] = ()
+    cached: tuple[str, ...] = ()
+
+    def prepare(self, session: Session) -> None:
+        pass
+
+    def before(self, epoch: int) -> None:
+        pass
+
+    def record(self, epoch: Epoch, state, record: dict) -> None:
+        pass
+
+    def logged(self, epoch: Epoch, state, record: dict) -> None:
+        pass
+
+
+class Evaluation(Hook):
+    """Evaluation every ``eval_every`` steps and at the end (and at the start with
+    ``eval_at_start``), with videos; the eval scores go into the record."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        cfg = session.cfg
+        self.key = jax.random.PRNGKey(cfg.seed + 1)
+        self.videos = video_plan(cfg, session.eval_env, session.logger)
+        self.next_video = cfg.video_every or np.inf
+        self.fn = None
+        self.compiled = ("evaluation",) if session.eval_env is not None else ()
+
+    def prepare(self, session: Session) -> None:
+        if not self.compiled:
+            return
+        cfg, derived = session.cfg, session.program.derived
+        fn = jax.jit(functools.partial(evaluate, session.agent, session.eval_env,
+                                       num_steps=derived.max_episode_length, trace=self.videos))
+        self.fn, hit = compile_side(fn, (session.state.learner, self.key),
+                                    f"evaluate:{self.videos}", cfg, session.eval_env,
+                                    session.program.mesh, session.export_dir)
+        self.cached = ("evaluation",) if hit else ()
+
+    def evaluate_into(self, record: dict, learner_state, key: jax.Array) -> dict:
         """Evaluate the current policy; its per-task and mean scores go into ``record``."""
-        ev = jax.device_get(eval_fn(state.learner, key))
+        env = self.session.env
+        ev = jax.device_get(self.fn(learner_state, key))
         for k, name in enumerate(env.task_names):
             record[f"eval/{name}/return"] = float(ev["return"][k])
             if env.has_success[k]:
@@ -326,71 +350,224 @@ def run(
             record["eval/mean_normalised_score"] = float(np.mean(list(scores.values())))
         return ev
 
-    if cfg.eval_at_start and eval_fn is not None and start_epoch == 0:
-        start_record: dict = {}
-        evaluate_into(start_record, jax.random.PRNGKey(cfg.seed + 3))  # not an epoch's key
-        logger.log(0, start_record)
-        result.update(start_record)
-    for epoch in range(start_epoch, stop_epoch):
-        if cfg.profile and epoch == profile_epochs.start:
-            jax.profiler.start_trace(profile_dir, create_perfetto_trace=True)
+    def record(self, epoch: Epoch, state, record: dict) -> None:
+        session, derived = self.session, self.session.program.derived
+        cfg = session.cfg
+        if self.fn is None or not (epoch.last or (
+                derived.eval_every_epochs and (epoch.index + 1) % derived.eval_every_epochs == 0)):
+            return
+        ev = self.evaluate_into(record, state.learner, jax.random.fold_in(self.key, epoch.index))
+        if self.videos and session.lead and (epoch.last or epoch.env_steps >= self.next_video):
+            t = time.perf_counter()
+            paths = video.write_videos(session.eval_env, ev["qpos"], ev["ended"],
+                                       os.path.join(cfg.run_dir, "videos"), epoch.env_steps,
+                                       session.logger.writer)
+            session.logger.log_videos(paths, epoch.env_steps)
+            record["perf/video_s"] = time.perf_counter() - t
+            self.next_video = (epoch.env_steps // cfg.video_every + 1) * cfg.video_every if (
+                cfg.video_every) else np.inf
+
+    def logged(self, epoch: Epoch, state, record: dict) -> None:
+        if self.session.lead and "eval/mean_return" in record:
+            write_curves(self.session.cfg.run_dir)
+
+
+class Diagnostics(Hook):
+    """The agent's diagnostics every ``diagnostics_every`` steps after the warm-up."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.key = jax.random.PRNGKey(session.cfg.seed + 2)
+        agent, every = session.agent, session.program.derived.diagnostics_every_epochs
+        if every and agent.diagnose is None:
+            session.logger.console(f"diagnostics off: the {agent.name} agent has none")
+        self.compiled = ("diagnostics",) if every and agent.diagnose is not None else ()
+        self.fn = None
+
+    def prepare(self, session: Session) -> None:
+        if not self.compiled:
+            return
+        fn = jax.jit(functools.partial(session.agent.diagnose, session.cfg.diagnostics_per_task))
+        self.fn, hit = compile_side(fn, (session.state.learner, session.state.replay, self.key),
+                                    "diagnose", session.cfg, session.env, session.program.mesh,
+                                    session.export_dir)
+        self.cached = ("diagnostics",) if hit else ()
+
+    def record(self, epoch: Epoch, state, record: dict) -> None:
+        every = self.session.program.derived.diagnostics_every_epochs
+        if self.fn is None or (epoch.index + 1) % every or (
+                epoch.env_steps <= self.session.cfg.warmup_env_steps):
+            return
         t = time.perf_counter()
-        state, metrics = epoch_fn(state)
+        diag = jax.device_get(self.fn(state.learner, state.replay,
+                                      jax.random.fold_in(self.key, epoch.index)))
+        record.update(diagnostics.records(diag, self.session.env.task_names))
+        record["perf/diagnostics_s"] = time.perf_counter() - t
+
+
+class Checkpoints(Hook):
+    """A checkpoint every ``checkpoint_every`` steps and at the end."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def logged(self, epoch: Epoch, state, record: dict) -> None:
+        s, every = self.session, self.session.program.derived.checkpoint_every_epochs
+        if epoch.last or (every and (epoch.index + 1) % every == 0):
+            checkpoint.save(s.manager, rundir.checkpoint_number(s.numbering, epoch.env_steps,
+                                                                epoch.index + 1),
+                            state, to_json(s.cfg))
+
+
+class Profile(Hook):
+    """With ``--profile``: a JAX profiler trace of three steady-state epochs, then where the
+    time goes by phase."""
+
+    def __init__(self, session: Session, epoch_fn):
+        self.session, self.epoch_fn = session, epoch_fn
+        start = session.start_epoch
+        self.epochs = range(start + 2, start + 5) if session.cfg.profile else range(0)
+        self.dir = os.path.join(session.cfg.run_dir, "profile")
+        self.seconds = 0.0
+
+    def before(self, epoch: int) -> None:
+        if self.epochs and epoch == self.epochs.start:
+            jax.profiler.start_trace(self.dir, create_perfetto_trace=True)
+
+    def record(self, epoch: Epoch, state, record: dict) -> None:
+        if epoch.index in self.epochs:
+            self.seconds += record["perf/epoch_s"]
+        if self.epochs and epoch.index + 1 == self.epochs.stop:
+            jax.profiler.stop_trace()
+            _report_phases(self.session.logger, self.dir, self.epoch_fn.as_text(),
+                           len(self.epochs) * self.session.cfg.steps_per_epoch, self.seconds)
+
+
+def default_hooks(session: Session, epoch_fn) -> list[Hook]:
+    """The hooks of a training run, in the order they act after an epoch."""
+    return [Profile(session, epoch_fn), Evaluation(session), Diagnostics(session),
+            Checkpoints(session)]
+
+
+def compile_epoch(session: Session):
+    """The compiled epoch, with its phase message; returns ``(epoch_fn, seconds)``."""
+    with session.logger.phase("compiling the training epoch",
+                              hint="minutes on a CPU the first time; a later start with the "
+                                   "same settings loads it from the cache") as done:
+        epoch_fn, seconds, cached = train.compile_epoch(session.cfg, session.env,
+                                                        session.program, session.state,
+                                                        session.export_dir)
+        done["note"] = "loaded from the warm-start cache" if cached else ""
+    return epoch_fn, seconds
+
+
+def prepare_hooks(session: Session, hooks: list[Hook]) -> float:
+    """Compile every hook's programs now, not at their first use mid-run; returns seconds."""
+    t = time.perf_counter()
+    sides = [name for hook in hooks for name in hook.compiled]
+    with (session.logger.phase(f"compiling {' and '.join(sides)}") if sides
+          else contextlib.nullcontext({})) as done:
+        for hook in hooks:
+            hook.prepare(session)
+        cached = [name for hook in hooks for name in hook.cached]
+        done["note"] = f"{' and '.join(cached)} loaded from the warm-start cache" if cached else ""
+    return time.perf_counter() - t
+
+
+def epoch_record(session: Session, metrics: dict, seconds: float) -> dict:
+    """The logged record of one epoch's metrics: learner metrics (only from epochs that
+    learned: warm-up epochs have none, not zeros), per-task training returns, rates."""
+    cfg, env = session.cfg, session.env
+    record = ({k: float(v) for k, v in metrics.items() if k.startswith("train/")}
+              if metrics["updates"] > 0 else {})
+    episodes = metrics["episodes"]
+    for k, name in enumerate(env.task_names):
+        if episodes[k] > 0:
+            record[f"train/{name}/episode_return"] = float(
+                metrics["episode_return_sum"][k] / episodes[k])
+    record["perf/env_steps_per_s"] = cfg.steps_per_epoch * env.num_envs / seconds
+    record["perf/updates_per_s"] = float(metrics["updates"]) / seconds
+    record["perf/epoch_s"] = seconds
+    return record
+
+
+def train_epochs(session: Session, epoch_fn, hooks: list[Hook], stop_epoch: int,
+                 first_extra: dict | None = None) -> dict:
+    """Run epochs ``session.start_epoch .. stop_epoch - 1``: each epoch, its record (the first
+    one with ``first_extra`` added), the hooks, the log. Stops on a non-finite metric or
+    parameter. Returns every key logged, at its latest value; the final state is left in
+    ``session.state``."""
+    cfg, logger = session.cfg, session.logger
+    epochs = session.program.derived.epochs
+    result: dict = {}
+    for index in range(session.start_epoch, stop_epoch):
+        for hook in hooks:
+            hook.before(index)
+        t = time.perf_counter()
+        session.state, metrics = epoch_fn(session.state)
         metrics = jax.device_get(metrics)
         seconds = time.perf_counter() - t
-        if epoch in profile_epochs:
-            profiled_s += seconds
-        if cfg.profile and epoch + 1 == profile_epochs.stop:
-            jax.profiler.stop_trace()
-            _report_phases(logger, profile_dir, epoch_fn.as_text(),
-                           len(profile_epochs) * cfg.steps_per_epoch, profiled_s)
-        env_steps = (epoch + 1) * cfg.steps_per_epoch * cfg.env.envs_per_task
-        _check_finite(metrics, env_steps)
-        # Learner metrics only from epochs that learned (warm-up epochs have none, not zeros).
-        record = ({k: float(v) for k, v in metrics.items() if k.startswith("train/")}
-                  if metrics["updates"] > 0 else {})
-        episodes = metrics["episodes"]
-        for k, name in enumerate(env.task_names):
-            if episodes[k] > 0:
-                record[f"train/{name}/episode_return"] = float(
-                    metrics["episode_return_sum"][k] / episodes[k])
-        record["perf/env_steps_per_s"] = cfg.steps_per_epoch * derived.num_envs / seconds
-        record["perf/updates_per_s"] = float(metrics["updates"]) / seconds
-        record["perf/epoch_s"] = seconds
-        if epoch == start_epoch:
-            record["perf/compile_s"] = compile_s
-            record["perf/eval_compile_s"] = side_compile_s
-        last = epoch + 1 == derived.epochs
-        if eval_fn is not None and (
-            last or (derived.eval_every_epochs and (epoch + 1) % derived.eval_every_epochs == 0)
-        ):
-            ev = evaluate_into(record, jax.random.fold_in(eval_key, epoch))
-            if videos and lead and (last or env_steps >= next_video):
-                t = time.perf_counter()
-                paths = video.write_videos(eval_env, ev["qpos"], ev["ended"],
-                                           os.path.join(cfg.run_dir, "videos"), env_steps,
-                                           logger.writer)
-                logger.log_videos(paths, env_steps)
-                record["perf/video_s"] = time.perf_counter() - t
-                next_video = (env_steps // cfg.video_every + 1) * cfg.video_every if (
-                    cfg.video_every) else np.inf
-        if diag_fn is not None and (epoch + 1) % derived.diagnostics_every_epochs == 0 and (
-                env_steps > cfg.warmup_env_steps):
-            t = time.perf_counter()
-            diag = jax.device_get(diag_fn(state.learner, state.replay,
-                                          jax.random.fold_in(diag_key, epoch)))
-            record.update(diagnostics.records(diag, env.task_names))
-            record["perf/diagnostics_s"] = time.perf_counter() - t
-        logger.log(env_steps, record)
-        if lead and "eval/mean_return" in record:
-            write_curves(cfg.run_dir)
-        if last or (derived.checkpoint_every_epochs
-                    and (epoch + 1) % derived.checkpoint_every_epochs == 0):
-            checkpoint.save(manager, rundir.checkpoint_number(numbering, env_steps, epoch + 1),
-                            state, to_json(cfg))
+        epoch = Epoch(index, (index + 1) * cfg.steps_per_epoch * cfg.env.envs_per_task,
+                      index + 1 == epochs)
+        _check_finite(metrics, epoch.env_steps)
+        record = epoch_record(session, metrics, seconds)
+        if index == session.start_epoch:
+            record.update(first_extra or {})
+        for hook in hooks:
+            hook.record(epoch, session.state, record)
+        logger.log(epoch.env_steps, record)
+        for hook in hooks:
+            hook.logged(epoch, session.state, record)
         result.update(record)
+    return result
+
+
+def run(
+    cfg: TrainConfig,
+    env_factory: Callable[[TrainConfig], tuple] = make_envs,
+    max_epochs: int | None = None,
+    agent_factory: Callable | None = None,
+) -> dict:
+    """Train (or resume) according to ``cfg``; returns the last epoch's metrics and eval.
+
+    The parts, each usable alone: :func:`set_up`, :func:`compile_epoch`, the hooks
+    (:func:`default_hooks`, :func:`prepare_hooks`), :func:`train_epochs`.
+
+    Args:
+      cfg: the run's config.
+      env_factory: builds ``(train_env, eval_env_or_None)`` from the config.
+      max_epochs: stop after this many epochs of *this call* (for tests / interruption).
+      agent_factory: ``(cfg, env, plan) -> Agent`` (``brc_mjx.agents.base``); default:
+        ``brc_mjx.agents.select``.
+    """
+    session = set_up(cfg, env_factory, agent_factory)
+    cfg, logger, derived = session.cfg, session.logger, session.program.derived
+    start_epoch = session.start_epoch
+    if start_epoch >= derived.epochs:
+        logger.console(f"the run is complete ({start_epoch} of {derived.epochs} epochs): nothing "
+                       "to do (a larger --total-env-steps continues it)")
+        logger.close()
+        return {"state": session.state, "epochs_done": start_epoch, "run_dir": cfg.run_dir}
+    epoch_fn, compile_s = compile_epoch(session)
+    hooks = default_hooks(session, epoch_fn)
+    side_compile_s = prepare_hooks(session, hooks)
+
+    logger.start_progress(derived.epochs * cfg.steps_per_epoch * cfg.env.envs_per_task,
+                          int(session.state.env_steps) * cfg.env.envs_per_task)
+    stop_epoch = derived.epochs if max_epochs is None else min(derived.epochs,
+                                                              start_epoch + max_epochs)
+    result: dict = {"compile_s": compile_s}
+    evaluation = next(h for h in hooks if isinstance(h, Evaluation))
+    if cfg.eval_at_start and evaluation.fn is not None and start_epoch == 0:
+        start_record: dict = {}
+        evaluation.evaluate_into(start_record, session.state.learner,
+                                 jax.random.PRNGKey(cfg.seed + 3))  # not an epoch's key
+        logger.log(0, start_record)
+        result.update(start_record)
+    result.update(train_epochs(session, epoch_fn, hooks, stop_epoch, {
+        "perf/compile_s": compile_s, "perf/eval_compile_s": side_compile_s}))
     logger.close()
-    result["state"] = state
+    result["state"] = session.state
     result["epochs_done"] = stop_epoch
     result["run_dir"] = cfg.run_dir
     return result
