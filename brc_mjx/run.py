@@ -1,7 +1,14 @@
-"""The thin host loop around the compiled epoch: set-up, eval, logging, checkpoints, guards.
+"""The thin host loop around the compiled epoch, as parts a benchmark or a new entry point reuses:
 
-Everything expensive happens inside ``train.make_train_epoch``'s single compiled program; this
-module only decides *when* to call it, evaluate, log and checkpoint.
+    set_up          checks, run directory (new / resumed), transfer plan, envs, program, state,
+                    logger, run metadata                                        -> Session
+    compile_epoch   the compiled epoch, with its phase message
+    hooks           what happens between epochs: Evaluation (+ videos, curves), Diagnostics,
+                    Checkpoints, Profile; prepare_hooks compiles their programs up front
+    train_epochs    the epoch loop: epoch, record, hooks, log; stops on non-finite values
+
+``run`` composes them. Everything expensive happens inside ``train.make_train_epoch``'s single
+compiled program; this module only decides *when* to call it, evaluate, log and checkpoint.
 """
 
 from __future__ import annotations
