@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from pathlib import Path
 
 import jax
@@ -29,7 +28,7 @@ import envs
 from benchmarks.common import RESULTS_DIR, append_row, profile_call, row_header, xla_flops
 from benchmarks.env_only import time_env
 from benchmarks.learning import matmul_flops_per_s
-from brc_mjx import train
+from brc_mjx import run as run_lib
 from brc_mjx.acting import policy_action
 from brc_mjx.config import EnvConfig, LearnerConfig, MeshConfig, NetworkConfig, TrainConfig
 
@@ -69,11 +68,25 @@ def policy_flops(program, state) -> float:
                                        jax.random.key(0)).compile())
 
 
+class EpochSeconds(run_lib.Hook):
+    """Collects each epoch's wall seconds and update count."""
+
+    def __init__(self):
+        self.epochs: list[tuple[float, float]] = []
+
+    def record(self, epoch, state, record: dict) -> None:
+        seconds = record["perf/epoch_s"]
+        self.epochs.append((seconds, record["perf/updates_per_s"] * seconds))
+
+
 def time_loop(cfg: Config, env, updates_per_step: int) -> dict:
-    """Compile and time one epoch of our loop on ``env``; returns timings and rates."""
+    """Compile and time one epoch of our loop on ``env`` through the trainer's own parts
+    (``run.set_up``, ``run.compile_epoch``, ``run.train_epochs``); returns timings and rates."""
+    import tempfile
+
     e = env.num_envs // env.num_tasks
     train_cfg = TrainConfig(
-        env=EnvConfig(tasks=cfg.tasks, backend=cfg.backend, envs_per_task=e),
+        env=EnvConfig(tasks=cfg.tasks, backend=cfg.backend, envs_per_task=e, eval_episodes=0),
         learner=LearnerConfig(network=NetworkConfig(critic_width=cfg.critic_width)),
         mesh=MeshConfig(data=1, fsdp=1),
         batch_size=cfg.batch_size,
@@ -81,31 +94,29 @@ def time_loop(cfg: Config, env, updates_per_step: int) -> dict:
         total_env_steps=10 * cfg.steps * e,
         warmup_env_steps=0,
         steps_per_epoch=cfg.steps,
+        checkpoint_every=0,
+        compile_cache=False,  # compile time is measured
+        run_dir=tempfile.mkdtemp(prefix="brc-loop-"),
     )
-    train.validate(train_cfg)
-    program = train.build(train_cfg, env)
-    state = train.init_sharded_state(train_cfg, env, program)
-    flops = policy_flops(program, state)
-    epoch, compile_s, _ = train.compile_epoch(train_cfg, env, program, state)
-    state, _ = jax.block_until_ready(epoch(state))  # warm-up (also fills some replay)
-    best = float("inf")
-    for _ in range(2):
-        start = time.perf_counter()
-        state, metrics = jax.block_until_ready(epoch(state))
-        best = min(best, time.perf_counter() - start)
-    updates = float(metrics["updates"])
+    session = run_lib.set_up(train_cfg, env_factory=lambda _: (env, None))
+    flops = policy_flops(session.program, session.state)
+    epoch, compile_s = run_lib.compile_epoch(session)
+    times = EpochSeconds()
+    # a warm-up epoch (it also fills some replay), then the best of two timed ones
+    run_lib.train_epochs(session, epoch, [times], stop_epoch=3)
+    session.logger.close()
+    best, updates = min(times.epochs[1:])
     if cfg.profile:
         name = f"loop-{'collection' if updates_per_step == 0 else 'end_to_end'}-{e}envs"
-        holder = [state]
 
         def run_once():
-            holder[0], _ = jax.block_until_ready(epoch(holder[0]))
+            session.state, _ = jax.block_until_ready(epoch(session.state))
 
         profile_call(name, epoch, run_once, cfg.steps)
     return dict(compile_s=compile_s, steady_s=best,
                 env_steps_per_s=cfg.steps * env.num_envs / best, updates_per_s=updates / best,
                 policy_flops_per_vector_step=flops,
-                actor_width=program.agent.learner.cfg.network.actor_width)
+                actor_width=session.agent.learner.cfg.network.actor_width)
 
 
 def main(cfg: Config) -> None:
