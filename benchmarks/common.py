@@ -90,3 +90,38 @@ def append_row(path: Path, row: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:
         f.write(json.dumps(row) + "\n")
+
+
+class CompileClock:
+    """Wall seconds JAX spends tracing, lowering and compiling, as a union of time spans.
+
+    Spans nest (a jit traced inside another's trace), so summing durations would double count.
+    """
+
+    EVENTS = (
+        "/jax/core/compile/jaxpr_trace_duration",
+        "/jax/core/compile/jaxpr_to_mlir_module_duration",
+        "/jax/core/compile/backend_compile_duration",
+    )
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[float, float]] = []
+        self.recording = False
+        jax.monitoring.register_event_time_span_listener(self._listen)
+
+    def _listen(self, event: str, start: float, end: float, **_) -> None:
+        if self.recording and event in self.EVENTS:
+            self.spans.append((start, end))
+
+    def start(self) -> None:
+        self.spans, self.recording = [], True
+
+    def stop(self) -> float:
+        """Stop recording; returns the seconds covered by the recorded spans."""
+        self.recording = False
+        total, reach = 0.0, -float("inf")
+        for start, end in sorted(self.spans):
+            if end > reach:
+                total += end - max(start, reach)
+                reach = end
+        return total

@@ -81,7 +81,7 @@ def test_brax_compat_replicates_each_leaf_over_the_devices():
     import jax
     import numpy as np
 
-    from benchmarks.peer import brax_jax_compat, device_put_replicated
+    from benchmarks.brax_sac import brax_jax_compat, device_put_replicated
 
     devices = jax.local_devices()[:2]
     tree = {"w": np.arange(6.0).reshape(2, 3), "step": np.int32(7)}
