@@ -18,7 +18,8 @@ device's matmul rate, no loop engineering can make ours twice as fast.
 *time_to_score*: wall-clock (env construction and compilation included) until the deterministic
 eval return reaches ``target`` (900) on single-task CartpoleBalance, each trainer with its own
 fastest sensible settings and the same eval protocol (``eval_episodes`` episodes every
-``eval_every`` env steps). Ours runs our compiled epoch and evaluator from a thin host loop here;
+``eval_every`` env steps). Ours runs through its own host-loop parts (``run.set_up``, the
+evaluation hook, ``run.train_epochs``; no checkpoints, no warm-start cache, no curves drawn);
 Brax's evals are timestamped by its ``progress_fn``, which stops it (by raising) once it scores.
 Ours runs once per seed of ``ours_seeds`` (caches cleared, so each compiles from scratch) and its
 median time counts; Brax runs once (``seed``). Target: ours <= 0.5 x Brax. The row splits each
@@ -36,19 +37,17 @@ Warp, is very slow on CPU. One JSON row per measurement goes to ``benchmarks/res
 from __future__ import annotations
 
 import dataclasses
-import functools
 import statistics
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import tyro
 
-import envs
 from benchmarks.brax_sac import brax_networks, playground_env, run_brax
 from benchmarks.common import RESULTS_DIR, CompileClock, append_row, row_header, xla_flops
+from brc_mjx import run as run_lib
 from brc_mjx import train
 from brc_mjx.config import (
     EnvConfig,
@@ -58,7 +57,6 @@ from brc_mjx.config import (
     ReplayConfig,
     TrainConfig,
 )
-from brc_mjx.evaluation import evaluate
 from configs.models import parameter_counts
 
 
@@ -311,10 +309,35 @@ def ours_train_config(task: str, seed: int, *, num_envs: int, backend: str = "mj
     return cfg
 
 
+class ScoreTrace(run_lib.Hook):
+    """Epoch seconds, timestamped evals and the stop rule of :func:`run_ours`."""
+
+    def __init__(self, session, start: float, stop_at: float | None, wall_budget_s: float):
+        self.session, self.start = session, start
+        self.stop_at, self.wall_budget_s = stop_at, wall_budget_s
+        self.epoch_s: list[float] = []
+        self.evals: list[dict] = []
+        self.eval_s = 0.0
+        self.scored = False
+
+    def logged(self, epoch, state, record: dict) -> None:
+        self.epoch_s.append(record["perf/epoch_s"])
+        if "eval/mean_return" not in record:
+            return
+        self.eval_s += record["perf/eval_s"]
+        wall = time.perf_counter() - self.start
+        self.evals.append(dict(env_steps=epoch.env_steps, wall_s=wall,
+                               eval_return=record["eval/mean_return"]))
+        self.scored = self.stop_at is not None and record["eval/mean_return"] >= self.stop_at
+        self.session.stop = self.scored or wall > self.wall_budget_s
+
+
 def run_ours(clock: CompileClock, cfg: TrainConfig, max_epochs: int | None = None, *,
              evaluate_every: int = 0,
              stop_at: float | None = None, wall_budget_s: float = float("inf")) -> dict:
-    """Build, compile and run our loop (at most ``max_epochs`` epochs) from a thin host loop.
+    """Set up, compile and run our trainer (at most ``max_epochs`` epochs) through its own
+    host-loop parts (``run.set_up``, ``run.compile_epoch``, the evaluation hook,
+    ``run.train_epochs``), in a temporary run directory, without checkpoints or warm-start.
 
     With ``evaluate_every`` > 0 the deterministic evaluator runs every that many epochs and the
     loop stops once its return >= ``stop_at`` or the wall budget is spent. Returns per-epoch
@@ -322,48 +345,31 @@ def run_ours(clock: CompileClock, cfg: TrainConfig, max_epochs: int | None = Non
     ``compile_s`` (JAX's compile spans), ``epoch_compile_s`` (ahead-of-time compile of the
     epoch alone), the summed training and eval seconds and the parameter counts.
     """
+    import tempfile
+
     clock.start()
     start = time.perf_counter()
-    env = envs.make(list(cfg.env.tasks), cfg.env.envs_per_task, backend=cfg.env.backend)
-    program = train.build(cfg, env)
-    agent, derived = program.agent, program.derived
-    state = train.init_sharded_state(cfg, env, program)
-    epoch_fn, epoch_compile_s, _ = train.compile_epoch(cfg, env, program, state)
-    eval_fn = None
-    if evaluate_every:
-        eval_env = envs.make(list(cfg.env.tasks), cfg.env.eval_episodes, backend=cfg.env.backend)
-        eval_fn = jax.jit(functools.partial(evaluate, agent, eval_env,
-                                            num_steps=derived.max_episode_length))
-    eval_key = jax.random.PRNGKey(cfg.seed + 1)
-
-    epoch_s: list[float] = []
-    evals: list[dict] = []
-    eval_s = 0.0
-    scored = False
+    epoch_transitions = cfg.steps_per_epoch * cfg.env.envs_per_task
+    cfg = dataclasses.replace(
+        cfg, eval_every=evaluate_every * epoch_transitions, checkpoint_every=0,
+        compile_cache=False, run_dir=tempfile.mkdtemp(prefix="brc-peer-"),
+        env=dataclasses.replace(cfg.env, eval_episodes=cfg.env.eval_episodes if evaluate_every
+                                else 0))
+    session = run_lib.set_up(cfg)
+    epoch_fn, epoch_compile_s = run_lib.compile_epoch(session)
+    trace = ScoreTrace(session, start, stop_at, wall_budget_s)
+    hooks = [run_lib.Evaluation(session), trace]
+    run_lib.prepare_hooks(session, hooks)
+    derived = session.program.derived
     epochs = derived.epochs if max_epochs is None else min(max_epochs, derived.epochs)
-    for epoch in range(epochs):
-        t = time.perf_counter()
-        state, metrics = epoch_fn(state)
-        metrics = jax.device_get(metrics)
-        epoch_s.append(time.perf_counter() - t)
-        if not bool(metrics["params_finite"]):
-            raise FloatingPointError(f"ours: non-finite parameters after epoch {epoch}")
-        if eval_fn is None or (epoch + 1) % evaluate_every:
-            continue
-        t = time.perf_counter()
-        ev = jax.device_get(eval_fn(state.learner, jax.random.fold_in(eval_key, epoch)))
-        eval_s += time.perf_counter() - t
-        wall = time.perf_counter() - start
-        env_steps = (epoch + 1) * cfg.steps_per_epoch * cfg.env.envs_per_task
-        evals.append(dict(env_steps=env_steps, wall_s=wall,
-                          eval_return=float(np.mean(ev["return"]))))
-        scored = stop_at is not None and evals[-1]["eval_return"] >= stop_at
-        if scored or wall > wall_budget_s:
-            break
+    run_lib.train_epochs(session, epoch_fn, hooks, epochs)
+    session.logger.close()
     wall = time.perf_counter() - start
+    env = session.env
     return dict(
-        epoch_s=epoch_s, evals=evals, wall_s=wall, compile_s=clock.stop(),
-        epoch_compile_s=epoch_compile_s, train_s=sum(epoch_s), eval_s=eval_s, scored=scored,
+        epoch_s=trace.epoch_s, evals=trace.evals, wall_s=wall, compile_s=clock.stop(),
+        epoch_compile_s=epoch_compile_s, train_s=sum(trace.epoch_s), eval_s=trace.eval_s,
+        scored=trace.scored,
         params=parameter_counts(cfg.learner.network, env.obs_dim, env.action_dim, 1),
     )
 

@@ -188,6 +188,7 @@ class Session:
     export_dir: str  # warm-start exports ("" when off, or for a resumed run)
     lead: bool  # process 0: logs and writes run metadata
     start_epoch: int
+    stop: bool = False  # a hook sets it to end the loop after the current epoch
 
     @property
     def agent(self):
@@ -317,7 +318,7 @@ class Hook:
 
 class Evaluation(Hook):
     """Evaluation every ``eval_every`` steps and at the end (and at the start with
-    ``eval_at_start``), with videos; the eval scores go into the record."""
+    ``eval_at_start``), with videos; the eval scores and ``perf/eval_s`` go into the record."""
 
     def __init__(self, session: Session):
         self.session = session
@@ -363,7 +364,9 @@ class Evaluation(Hook):
         if self.fn is None or not (epoch.last or (
                 derived.eval_every_epochs and (epoch.index + 1) % derived.eval_every_epochs == 0)):
             return
+        t = time.perf_counter()
         ev = self.evaluate_into(record, state.learner, jax.random.fold_in(self.key, epoch.index))
+        record["perf/eval_s"] = time.perf_counter() - t
         if self.videos and session.lead and (epoch.last or epoch.env_steps >= self.next_video):
             t = time.perf_counter()
             paths = video.write_videos(session.eval_env, ev["qpos"], ev["ended"],
@@ -373,6 +376,14 @@ class Evaluation(Hook):
             record["perf/video_s"] = time.perf_counter() - t
             self.next_video = (epoch.env_steps // cfg.video_every + 1) * cfg.video_every if (
                 cfg.video_every) else np.inf
+
+
+
+class Curves(Hook):
+    """``run_dir/curves.png`` redrawn after every logged evaluation."""
+
+    def __init__(self, session: Session):
+        self.session = session
 
     def logged(self, epoch: Epoch, state, record: dict) -> None:
         if self.session.lead and "eval/mean_return" in record:
@@ -453,7 +464,7 @@ class Profile(Hook):
 def default_hooks(session: Session, epoch_fn) -> list[Hook]:
     """The hooks of a training run, in the order they act after an epoch."""
     return [Profile(session, epoch_fn), Evaluation(session), Diagnostics(session),
-            Checkpoints(session)]
+            Curves(session), Checkpoints(session)]
 
 
 def compile_epoch(session: Session):
@@ -502,8 +513,8 @@ def train_epochs(session: Session, epoch_fn, hooks: list[Hook], stop_epoch: int,
                  first_extra: dict | None = None) -> dict:
     """Run epochs ``session.start_epoch .. stop_epoch - 1``: each epoch, its record (the first
     one with ``first_extra`` added), the hooks, the log. Stops on a non-finite metric or
-    parameter. Returns every key logged, at its latest value; the final state is left in
-    ``session.state``."""
+    parameter (raising), or after an epoch where a hook set ``session.stop``. Returns every key
+    logged, at its latest value; the final state is left in ``session.state``."""
     cfg, logger = session.cfg, session.logger
     epochs = session.program.derived.epochs
     result: dict = {}
@@ -526,6 +537,8 @@ def train_epochs(session: Session, epoch_fn, hooks: list[Hook], stop_epoch: int,
         for hook in hooks:
             hook.logged(epoch, session.state, record)
         result.update(record)
+        if session.stop:
+            break
     return result
 
 
