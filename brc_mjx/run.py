@@ -164,12 +164,12 @@ def _report_phases(logger: Logger, profile_dir: str, hlo_text: str, steps: int,
 def write_curves(run_dir: str) -> None:
     """``run_dir/curves.png``: the run's eval curves so far (mean and per task), drawn by
     brc-analyze's plotter from ``metrics.jsonl`` after every evaluation (~0.5 s on a CPU)."""
-    from brc_mjx.analysis import report
+    from brc_mjx import curves
 
-    run = report.load_run(run_dir)
+    run = curves.load_run(run_dir)
     run.label = os.path.basename(os.path.normpath(run_dir))
     tmp = os.path.join(run_dir, "curves.tmp.png")
-    report.plot_curves([run], tmp)
+    curves.plot_curves([run], tmp)
     os.replace(tmp, os.path.join(run_dir, "curves.png"))  # a reader never sees half a file
 
 
