@@ -74,8 +74,8 @@ def evaluate_run(cfg: Config) -> None:
     from brc_mjx import checkpoint, rundir
     from brc_mjx.agents import DiscreteBRC
     from brc_mjx.agents.base import state_leaf
+    from brc_mjx.agents.brc_discrete import learner as discrete_learner
     from brc_mjx.config import to_json
-    from brc_mjx.discrete import learner as discrete_learner
     from configs.train import TRAIN_PRESETS
 
     train_cfg = TRAIN_PRESETS[cfg.preset][1]

@@ -1,5 +1,5 @@
 """How long a preset's initial state takes to build: flax's QR-based orthogonal init against
-brc_mjx's QR-free one (``brc_mjx.orthogonal``), each preset in a fresh process, side by side.
+brc_mjx's QR-free one (``brc_mjx.core.orthogonal``), each preset in a fresh process, side by side.
 
     python -m benchmarks.init_state --presets dmc-hard-64m dmc-hard-256m humanoidbench-h1-64m
 
@@ -38,11 +38,12 @@ def measure(preset: str, init: str, capacity: int) -> dict:
     import jax
 
     import envs
-    from brc_mjx import networks, train
+    from brc_mjx import train
+    from brc_mjx.core import blocks
     from configs.train import TRAIN_PRESETS
 
     if init == "flax-qr":
-        networks.orthogonal = lambda gain: nn.initializers.orthogonal(scale=gain)
+        blocks.orthogonal = lambda gain: nn.initializers.orthogonal(scale=gain)
     cfg = TRAIN_PRESETS[preset][1]
     cfg = dataclasses.replace(cfg, replay=dataclasses.replace(cfg.replay,
                                                               capacity_per_task=capacity))

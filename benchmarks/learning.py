@@ -24,8 +24,8 @@ import tyro
 
 from benchmarks.common import RESULTS_DIR, append_row, profile_call, row_header
 from brc_mjx import roofline
+from brc_mjx.agents.brc.learner import init_state, make_learner, sgd_step
 from brc_mjx.config import LearnerConfig, NetworkConfig
-from brc_mjx.learner import init_state, make_learner, sgd_step
 from brc_mjx.replay import Transition
 
 

@@ -29,7 +29,7 @@ from benchmarks.common import RESULTS_DIR, append_row, profile_call, row_header,
 from benchmarks.env_only import time_env
 from benchmarks.learning import matmul_flops_per_s
 from brc_mjx import run as run_lib
-from brc_mjx.acting import policy_action
+from brc_mjx.agents.brc.acting import policy_action
 from brc_mjx.config import EnvConfig, LearnerConfig, MeshConfig, NetworkConfig, TrainConfig
 
 

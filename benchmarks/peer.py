@@ -203,8 +203,8 @@ def update_costs(obs_size: int, action_size: int, *, width: int, depth: int, bat
                  learning_rate: float, updates: int = 20, repeats: int = 5) -> dict:
     """One gradient update of each trainer on the same synthetic batch: seconds and FLOPs.
 
-    Ours: ``brc_mjx.learner.sgd_step`` (critic, Polyak, actor, temperature). Brax: its SAC update
-    rebuilt from ``brax.training.agents.sac.losses.make_losses`` and
+    Ours: ``brc_mjx.agents.brc.learner.sgd_step`` (critic, Polyak, actor, temperature). Brax:
+    its SAC update rebuilt from ``brax.training.agents.sac.losses.make_losses`` and
     ``brax.training.gradients.gradient_update_fn`` in the order of its ``sgd_step`` (alpha,
     critic, actor, Polyak), with the networks of :func:`brax_networks`. The FLOP ratio is the
     ceiling of ours / Brax throughput when both run at the same FLOP/s.
@@ -215,7 +215,7 @@ def update_costs(obs_size: int, action_size: int, *, width: int, depth: int, bat
     from brax.training.acme import running_statistics, specs
     from brax.training.agents.sac import losses as sac_losses
 
-    from brc_mjx import learner as learner_lib
+    from brc_mjx.agents.brc import learner as learner_lib
     from brc_mjx.replay import Transition
 
     keys = jax.random.split(jax.random.key(1), 4)

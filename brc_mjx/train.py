@@ -40,7 +40,7 @@ from brc_mjx.replay import OBS_DTYPES
 class TrainState:
     """All training state in one pytree: learner, replay, envs, PRNG key, counter."""
 
-    learner: Any  # the agent's state (Agent.init), e.g. brc_mjx.learner.LearnerState
+    learner: Any  # the agent's state (Agent.init), e.g. brc_mjx.agents.brc.learner.LearnerState
     replay: Any  # the agent's replay, e.g. brc_mjx.replay.ReplayState
     env: object  # envs.EnvState
     key: jax.Array  # raw uint32 PRNG key (checkpointable)

@@ -12,8 +12,8 @@ import difflib
 
 import jax
 
+from brc_mjx.agents.brc.networks import init_params, make_networks
 from brc_mjx.config import NetworkConfig
-from brc_mjx.networks import init_params, make_networks
 
 #: preset name -> critic width W (depth 2, ensemble of 2, actor width 256).
 MODEL_PRESETS: dict[str, int] = {

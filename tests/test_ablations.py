@@ -13,10 +13,10 @@ import pytest
 from test_losses import FakeActor, _batch
 from test_train import tiny_config, toy_factory
 
-from brc_mjx import losses, networks
 from brc_mjx import run as run_lib
+from brc_mjx.agents.brc import losses, networks
+from brc_mjx.agents.brc.networks import Networks
 from brc_mjx.config import NetworkConfig
-from brc_mjx.networks import Networks
 
 
 class FakeScalarCritic:

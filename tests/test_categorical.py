@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from brc_mjx import categorical
+from brc_mjx.core import categorical
 
 
 def project_reference(target_atoms, probs, num_atoms, v_min, v_max):

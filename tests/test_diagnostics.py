@@ -11,11 +11,12 @@ import pytest
 from test_train import tiny_config
 from toy_env import ToyEnv
 
-from brc_mjx import losses, train
 from brc_mjx import replay as replay_lib
+from brc_mjx import train
 from brc_mjx.agents import BRC
+from brc_mjx.agents.brc import losses
+from brc_mjx.agents.brc.learner import make_learner, reward_scales
 from brc_mjx.analysis import diagnostics
-from brc_mjx.learner import make_learner, reward_scales
 
 
 def test_gradient_stats_hand_worked_and_against_numpy():

@@ -12,6 +12,10 @@ import numpy as np
 import pytest
 from discrete_toy_env import chain_env
 
+from brc_mjx.agents.brc_discrete import acting, losses
+from brc_mjx.agents.brc_discrete.learner import make_learner
+from brc_mjx.agents.brc_discrete.networks import init_params
+from brc_mjx.agents.brc_discrete.replay import NStepBatch
 from brc_mjx.config import (
     DiscreteConfig,
     EnvConfig,
@@ -20,10 +24,6 @@ from brc_mjx.config import (
     NetworkConfig,
     TrainConfig,
 )
-from brc_mjx.discrete import acting, losses
-from brc_mjx.discrete.learner import make_learner
-from brc_mjx.discrete.networks import init_params
-from brc_mjx.discrete.replay import NStepBatch
 
 ATOMS = np.array([-2.0, -1.0, 0.0, 1.0, 2.0], np.float32)
 
@@ -178,7 +178,7 @@ def test_learns_the_chain_to_its_optimum(tmp_path):
 
 
 def test_conv_with_matmul_kernel_gradient_matches_the_convolution():
-    from brc_mjx.discrete.networks import _conv, conv_matmul_grad
+    from brc_mjx.agents.brc_discrete.networks import _conv, conv_matmul_grad
 
     rng = np.random.default_rng(2)
     x = jnp.asarray(rng.normal(size=(2, 11, 13, 3)), jnp.float32)

@@ -1,4 +1,4 @@
-"""Tests for brc_mjx.discrete.replay against a naive NumPy replay of full transitions.
+"""Tests for brc_mjx.agents.brc_discrete.replay against a naive NumPy replay of full transitions.
 
 A NumPy stream plays EnvPool-style episodes (the first stack repeats the first frame, each step
 shifts in one new frame) in every env, and keeps, per env and in write order, one record per
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from brc_mjx.discrete import replay
+from brc_mjx.agents.brc_discrete import replay
 
 NUM_ACTIONS = 6
 

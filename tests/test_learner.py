@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from brc_mjx.agents.brc.learner import init_state, make_learner, sgd_step
 from brc_mjx.config import LearnerConfig, NetworkConfig
-from brc_mjx.learner import init_state, make_learner, sgd_step
 from brc_mjx.replay import Transition
 
 

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from brc_mjx import losses, networks
-from brc_mjx.networks import Networks
+from brc_mjx.agents.brc import losses, networks
+from brc_mjx.agents.brc.networks import Networks
 
 ATOMS = np.array([-1.0, 0.0, 1.0], np.float32)
 

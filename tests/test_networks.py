@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from brc_mjx import losses, networks
+from brc_mjx.agents.brc import losses, networks
+from brc_mjx.agents.brc.learner import init_state, make_learner
 from brc_mjx.config import LearnerConfig, NetworkConfig
-from brc_mjx.learner import init_state, make_learner
 from configs import MODEL_PRESETS, model_preset, parameter_counts
 from configs.train import TRAIN_PRESETS
 

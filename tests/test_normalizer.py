@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from brc_mjx import normalizer
+from brc_mjx.core import normalizer
 
 GAMMA = 0.9
 

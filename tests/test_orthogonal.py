@@ -1,5 +1,6 @@
-"""The QR-free orthogonal init (brc_mjx.orthogonal): exact orthogonality, flax's shape semantics,
-and the Haar distribution checked against known moments and SciPy's independent sampler."""
+"""The QR-free orthogonal init (brc_mjx.core.orthogonal): exact orthogonality, flax's shape
+semantics, and the Haar distribution checked against known moments and SciPy's independent
+sampler."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from brc_mjx.orthogonal import householder_product, orthogonal, stiefel
+from brc_mjx.core.orthogonal import householder_product, orthogonal, stiefel
 
 
 def _samples(n: int, count: int, seed: int = 0, k: int | None = None) -> np.ndarray:

@@ -11,8 +11,8 @@ from test_train import tiny_config
 from toy_env import ToyEnv
 
 from brc_mjx import checkpoint, parallel, train
+from brc_mjx.agents.brc.learner import init_state, make_learner, sgd_step
 from brc_mjx.config import LearnerConfig, MeshConfig
-from brc_mjx.learner import init_state, make_learner, sgd_step
 from brc_mjx.replay import Transition
 from configs import model_preset
 

@@ -14,6 +14,7 @@ from toy_env import ToyEnv
 from brc_mjx import run as run_lib
 from brc_mjx import train
 from brc_mjx.agents import BRC
+from brc_mjx.agents.brc.learner import make_learner
 from brc_mjx.config import (
     EnvConfig,
     LearnerConfig,
@@ -22,7 +23,6 @@ from brc_mjx.config import (
     ReplayConfig,
     TrainConfig,
 )
-from brc_mjx.learner import make_learner
 
 
 def tiny_config(run_dir, **overrides) -> TrainConfig:

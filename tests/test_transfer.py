@@ -11,9 +11,9 @@ import pytest
 from test_train import tiny_config
 from toy_env import ToyEnv
 
-from brc_mjx import checkpoint, losses, train, transfer
+from brc_mjx import checkpoint, train, transfer
 from brc_mjx import run as run_lib
-from brc_mjx.agents.brc import sample_mixed
+from brc_mjx.agents.brc import losses, sample_mixed
 from brc_mjx.config import EnvConfig, LearnerConfig, NetworkConfig, TransferConfig
 from brc_mjx.evaluation import evaluate
 from brc_mjx.replay import Transition

@@ -18,14 +18,14 @@ def select(cfg, env, plan=None) -> Agent:
     """The agent for ``env``'s action space, built for its sizes (and a transfer ``plan``'s:
     ``brc_mjx.transfer.Plan``)."""
     if env.discrete:
-        from brc_mjx.discrete.learner import make_learner
+        from brc_mjx.agents.brc_discrete.learner import make_learner
 
         if plan is not None and plan.active:
             raise ValueError("--init-from / --replay-from are not supported for discrete-action "
                              "(Atari) tasks yet")
         return DiscreteBRC(make_learner(cfg.learner, cfg.discrete, env.obs_shape, env.obs_dtype,
                                         env.action_dims))
-    from brc_mjx.learner import make_learner
+    from brc_mjx.agents.brc.learner import make_learner
 
     action_dims = plan.learner_action_dims(env) if plan else tuple(env.action_dims)
     return BRC(make_learner(cfg.learner, env.obs_dim, action_dims,

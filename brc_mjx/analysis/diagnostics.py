@@ -17,10 +17,10 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from brc_mjx import losses
 from brc_mjx import replay as replay_lib
-from brc_mjx.learner import Learner, LearnerState, reward_scales
-from brc_mjx.networks import sample_policy
+from brc_mjx.agents.brc import losses
+from brc_mjx.agents.brc.learner import Learner, LearnerState, reward_scales
+from brc_mjx.agents.brc.networks import sample_policy
 
 
 def gradient_stats(grads: jax.Array) -> dict[str, jax.Array]:

@@ -28,6 +28,7 @@ import tyro
 
 from brc_mjx.agents.brc import leaf
 from brc_mjx.config import diff_fields
+from brc_mjx.core.blocks import EMBEDDING_KEY
 from brc_mjx.curves import (  # noqa: F401 -- brc-analyze's reading and plotting, re-exported
     Run,
     group_by_label,
@@ -39,7 +40,6 @@ from brc_mjx.curves import (  # noqa: F401 -- brc-analyze's reading and plotting
     steps_axis,
     with_defaults,
 )
-from brc_mjx.networks import EMBEDDING_KEY
 
 EMBEDDING_PATH = leaf("critic_params", "params", EMBEDDING_KEY)
 

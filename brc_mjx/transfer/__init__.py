@@ -34,8 +34,8 @@ import numpy as np
 from brc_mjx import checkpoint, rundir
 from brc_mjx import replay as replay_lib
 from brc_mjx.agents.brc import leaf as brc_leaf
-from brc_mjx.networks import EMBEDDING_KEY
-from brc_mjx.normalizer import NormalizerState
+from brc_mjx.core.blocks import EMBEDDING_KEY
+from brc_mjx.core.normalizer import NormalizerState
 
 PLAN_FILE = "transfer.json"
 

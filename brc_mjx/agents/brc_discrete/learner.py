@@ -1,9 +1,9 @@
 """The discrete BRC learner: its state pytree and ``sgd_step`` (critic -> Polyak target).
 
-Shared with the continuous learner (:mod:`brc_mjx.learner`): the gradient-update helper
+Shared with the continuous learner (:mod:`brc_mjx.agents.brc.learner`): the gradient-update helper
 ``apply_update``, the AdamW settings, the per-task reward normaliser and the categorical
 projection. There is no actor and no temperature: actions are epsilon-greedy in the critics'
-expected values (:mod:`brc_mjx.discrete.acting`).
+expected values (:mod:`brc_mjx.agents.brc_discrete.acting`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from brc_mjx import normalizer
+from brc_mjx.agents.brc_discrete import losses
+from brc_mjx.agents.brc_discrete.networks import DiscreteNetworks, init_params, make_networks
 from brc_mjx.config import DiscreteConfig, LearnerConfig, validate, validate_discrete
-from brc_mjx.discrete import losses
-from brc_mjx.discrete.networks import DiscreteNetworks, init_params, make_networks
-from brc_mjx.learner import apply_update, leading_mask
+from brc_mjx.core import normalizer
+from brc_mjx.core.update import apply_update, leading_mask
 
 
 @flax.struct.dataclass
@@ -113,7 +113,7 @@ def sgd_step(learner: DiscreteLearner, state: DiscreteLearnerState, batch, key: 
     Args:
       learner: static learner.
       state: learner state.
-      batch: an n-step batch from :func:`brc_mjx.discrete.replay.sample` (raw rewards).
+      batch: an n-step batch from :func:`brc_mjx.agents.brc_discrete.replay.sample` (raw rewards).
       key: PRNG key (augmentation).
       axis_name: data-parallel axis for gradient averaging inside ``shard_map``.
 

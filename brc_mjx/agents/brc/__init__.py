@@ -1,6 +1,7 @@
 """BRC for continuous actions (the paper's agent): multi-task SAC with categorical BroNet critics,
-on transitions in the per-task ring replay. Its parts: ``brc_mjx.learner`` (state, ``sgd_step``),
-``brc_mjx.acting`` (acting, evaluation), ``brc_mjx.replay``, ``brc_mjx.normalizer``.
+on transitions in the per-task ring replay. Its parts: ``learner`` (state, ``sgd_step``),
+``losses``, ``networks``, ``acting`` (acting, evaluation) here, and ``brc_mjx.replay`` and
+``brc_mjx.core``.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from brc_mjx import normalizer
 from brc_mjx import replay as replay_lib
-from brc_mjx.acting import actor_step, deterministic_step
 from brc_mjx.agents.base import state_leaf
-from brc_mjx.learner import Learner, LearnerState, sgd_step
-from brc_mjx.learner import init_state as init_learner_state
+from brc_mjx.agents.brc.acting import actor_step, deterministic_step
+from brc_mjx.agents.brc.learner import Learner, LearnerState, sgd_step
+from brc_mjx.agents.brc.learner import init_state as init_learner_state
+from brc_mjx.core import normalizer
 from brc_mjx.replay import OBS_DTYPES
 
 

@@ -2,22 +2,24 @@
 
 One gradient step is critic -> Polyak target -> actor (using the new critic) -> temperature
 (spec section 4), with AdamW for actor and critic and Adam(b1=0.5) for log alpha (section 7).
-Rewards arrive raw and are divided by the per-task scale of :mod:`brc_mjx.normalizer` here.
+Rewards arrive raw and are divided by the per-task scale of :mod:`brc_mjx.core.normalizer` here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 import optax
 
-from brc_mjx import losses, normalizer
+from brc_mjx.agents.brc import losses
+from brc_mjx.agents.brc.networks import Networks, init_params, make_networks
 from brc_mjx.config import LearnerConfig, validate
-from brc_mjx.networks import Networks, init_params, make_networks
+from brc_mjx.core import normalizer
+from brc_mjx.core.update import apply_update, leading_mask
 
 
 @flax.struct.dataclass
@@ -34,13 +36,6 @@ class LearnerState:
     normalizer: normalizer.NormalizerState
     policy_entropy: jax.Array  # (num_tasks,) EMA of -log pi per task (empirical entropy mode)
     steps: jax.Array  # () int32 gradient steps taken
-
-
-def leading_mask(counts: Sequence[int], size: int) -> jax.Array:
-    """``(len(counts), size)`` float32, row ``t`` is 1 on its first ``counts[t]`` entries: a
-    task's real action dims (continuous) or its actions (discrete), 0 on the padding."""
-    counts = jnp.asarray(counts)
-    return (jnp.arange(size)[None, :] < counts[:, None]).astype(jnp.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +75,8 @@ def make_learner(
 ) -> Learner:
     """Validate ``cfg`` and build the static learner for the tasks' (padded) sizes.
 
-    ``task_input``: see :func:`brc_mjx.networks.make_networks` (None: with several tasks).
+    ``task_input``: see :func:`brc_mjx.agents.brc.networks.make_networks` (None: with several
+    tasks).
     ``action_dim``: the padded action size (None: the largest of ``action_dims``).
     """
     validate(cfg)
@@ -132,34 +128,6 @@ def init_state(
         policy_entropy=-learner.target_entropy() / 2.0,
         steps=jnp.zeros((), jnp.int32),
     )
-
-
-def apply_update(
-    loss_fn: Callable,
-    params,
-    opt_state,
-    optimizer: optax.GradientTransformation,
-    *args,
-    axis_name: str | None = None,
-    **kwargs,
-):
-    """One optimiser step on ``loss_fn(params, *args, **kwargs) -> (loss, metrics)``.
-
-    Args:
-      loss_fn: differentiated in its first argument.
-      params, opt_state, optimizer: what is updated and how.
-      axis_name: if set (inside ``shard_map``/``pmap``), gradients and loss are averaged over it.
-
-    Returns:
-      ``(params, opt_state, metrics)`` with ``grad_norm`` added to the metrics.
-    """
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, *args, **kwargs)
-    if axis_name is not None:
-        grads = jax.lax.pmean(grads, axis_name)
-        metrics = jax.lax.pmean(metrics, axis_name)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    params = optax.apply_updates(params, updates)
-    return params, opt_state, {**metrics, "grad_norm": optax.global_norm(grads)}
 
 
 def reward_scales(learner: Learner, state: LearnerState) -> jax.Array:

@@ -6,7 +6,8 @@ Image observations ``(stack, H, W)`` uint8 go through the Nature-DQN convolution
 the L2-normalised task embedding is joined *after* the encoder. The head is one Dense layer with
 ``num_actions * num_atoms`` outputs, read as ``(num_actions, num_atoms)`` logits over the same
 fixed support as the continuous critic. Members of the ensemble (encoder included) have
-independent weights; one embedding table is shared by them, as in :mod:`brc_mjx.networks`.
+independent weights; one embedding table is shared by them, as in
+:mod:`brc_mjx.agents.brc.networks`.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from brc_mjx import categorical
 from brc_mjx.config import NetworkConfig
-from brc_mjx.networks import EMBEDDING_KEY, BroNet, _dense, has_task_input, l2_normalize
-from brc_mjx.orthogonal import orthogonal
+from brc_mjx.core import categorical
+from brc_mjx.core.blocks import EMBEDDING_KEY, BroNet, dense, has_task_input, l2_normalize
+from brc_mjx.core.orthogonal import orthogonal
 
 #: Nature-DQN encoder (Mnih et al. 2015), as in DrQ(epsilon): (features, kernel, stride).
 NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
@@ -127,7 +128,7 @@ class DiscreteCriticMember(nn.Module):
         if task_input is not None:
             h = jnp.concatenate([h.astype(jnp.float32), task_input], axis=-1)
         h = BroNet(self.width, self.depth, self.dtype)(h)
-        logits = _dense(self.num_actions * self.num_atoms, dtype=self.dtype)(h)
+        logits = dense(self.num_actions * self.num_atoms, dtype=self.dtype)(h)
         # float32 whatever the compute dtype: softmax and cross-entropy stay exact.
         return logits.reshape(-1, self.num_actions, self.num_atoms).astype(jnp.float32)
 

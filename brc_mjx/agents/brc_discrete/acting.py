@@ -12,9 +12,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from brc_mjx.agents.brc_discrete import losses
+from brc_mjx.agents.brc_discrete.learner import DiscreteLearner, DiscreteLearnerState
 from brc_mjx.config import DiscreteConfig
-from brc_mjx.discrete import losses
-from brc_mjx.discrete.learner import DiscreteLearner, DiscreteLearnerState
 
 
 def epsilon(cfg: DiscreteConfig, transitions: jax.Array, warmup: int) -> jax.Array:

@@ -1,6 +1,6 @@
 """The discrete BRC critic loss: n-step categorical cross-entropy per action (pure functions).
 
-For a sampled n-step window (replay :class:`~brc_mjx.discrete.replay.NStepBatch`):
+For a sampled n-step window (replay :class:`~brc_mjx.agents.brc_discrete.replay.NStepBatch`):
 ``R = sum_{j<n'} gamma^j r_{t+j}`` of raw rewards, divided by the task's reward scale (spec
 section 5: the scale is linear, so dividing the sum equals summing divided rewards), and the
 bootstrap discount ``d = gamma^{n'}`` (0 when the window ended by termination). Then
@@ -8,7 +8,7 @@ bootstrap discount ``d = gamma^{n'}`` (0 when the window ended by termination). 
 1. ``pbar(s', .)`` = mean over the target ensemble of ``softmax(logits)``, ``(actions, atoms)``;
 2. ``a* = argmax_a sum_j z_j pbar(s', a)_j`` over the task's own actions (the others masked);
 3. ``T_j = clip(R~ + d z_j, v_min, v_max)`` with probabilities ``pbar(s', a*)_j`` projected onto
-   the support (:func:`brc_mjx.categorical.project`, shared with the continuous learner);
+   the support (:func:`brc_mjx.core.categorical.project`, shared with the continuous learner);
 4. ``L = sum_k mean_b [-sum_i y_i log softmax(logits_k(s, a))_i]`` over the ensemble members,
    the mean taken over the batch's valid samples only.
 
@@ -21,8 +21,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from brc_mjx import categorical
-from brc_mjx.discrete.networks import DiscreteNetworks
+from brc_mjx.agents.brc_discrete.networks import DiscreteNetworks
+from brc_mjx.core import categorical
 
 
 def random_shift(key: jax.Array, obs: jax.Array, pad: int) -> jax.Array:

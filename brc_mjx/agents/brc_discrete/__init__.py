@@ -1,6 +1,13 @@
-"""BRC for discrete actions (the paper's Atari agent, on DrQ(epsilon)): epsilon-greedy acting, the
-frame-efficient replay with n-step windows, a critic-only ``sgd_step``. Its parts live in
-``brc_mjx.discrete``.
+"""BRC for discrete actions (the paper's Atari agent, built on DrQ(epsilon)), as an agent of the
+one loop (:class:`DiscreteBRC`): epsilon-greedy acting, the frame-efficient replay with n-step
+windows, a critic-only ``sgd_step``. Shared with BRC (``brc_mjx.core``): the categorical
+projection, BroNet blocks, reward normaliser, update helper.
+
+- ``networks``  Nature-CNN encoder -> task embedding -> BroNet -> (actions, atoms) logits
+- ``losses``    n-step categorical cross-entropy per action, DrQ's random shift
+- ``learner``   the state pytree and ``sgd_step`` (critic -> Polyak target)
+- ``acting``    epsilon-greedy collection and evaluation
+- ``replay``    the frame-efficient replay (each frame stored once) with n-step windows
 """
 
 from __future__ import annotations
@@ -10,9 +17,9 @@ import dataclasses
 import jax
 
 from brc_mjx.agents.brc import drop_episodes, update_normalizer
-from brc_mjx.discrete import acting
-from brc_mjx.discrete import learner as learner_lib
-from brc_mjx.discrete import replay as frame_replay
+from brc_mjx.agents.brc_discrete import acting
+from brc_mjx.agents.brc_discrete import learner as learner_lib
+from brc_mjx.agents.brc_discrete import replay as frame_replay
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

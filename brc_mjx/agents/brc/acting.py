@@ -11,9 +11,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from brc_mjx import losses
-from brc_mjx.learner import Learner, LearnerState
-from brc_mjx.networks import deterministic_action, sample_policy
+from brc_mjx.agents.brc import losses
+from brc_mjx.agents.brc.learner import Learner, LearnerState
+from brc_mjx.agents.brc.networks import deterministic_action, sample_policy
 from brc_mjx.replay import Transition
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from brc_mjx import categorical
-from brc_mjx.networks import Networks, actor_task_input, sample_policy
+from brc_mjx.agents.brc.networks import Networks, actor_task_input, sample_policy
+from brc_mjx.core import categorical
 
 
 def critic_probs(nets: Networks, critic_params, obs, action, task_id) -> jax.Array:

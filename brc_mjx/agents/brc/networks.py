@@ -16,72 +16,20 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from brc_mjx import categorical
 from brc_mjx.config import NetworkConfig
-from brc_mjx.orthogonal import orthogonal
+from brc_mjx.core import categorical
+from brc_mjx.core.blocks import (
+    EMBEDDING_KEY,
+    TRUNKS,
+    BroNet,
+    dense,
+    has_task_input,
+    l2_normalize,
+    one_hot_task,
+)
 
-LAYERNORM_EPS = 1e-6
 LOG_STD_MIN = -10.0
 LOG_STD_MAX = 2.0
-EMBEDDING_KEY = "task_embedding"
-
-
-def _dense(features: int, gain: float = math.sqrt(2.0), dtype=jnp.float32) -> nn.Dense:
-    """Dense layer with orthogonal kernel init of the given gain and zero bias.
-
-    ``dtype`` is the compute dtype; parameters are always float32.
-    """
-    return nn.Dense(
-        features,
-        kernel_init=orthogonal(gain),
-        bias_init=nn.initializers.zeros,
-        dtype=dtype,
-        param_dtype=jnp.float32,
-    )
-
-
-def _layer_norm(dtype) -> nn.LayerNorm:
-    return nn.LayerNorm(epsilon=LAYERNORM_EPS, dtype=dtype, param_dtype=jnp.float32)
-
-
-class BroNet(nn.Module):
-    """BroNet trunk: Dense -> LN -> ReLU, then ``depth`` residual blocks.
-
-    Each block computes ``h + LN(Dense(ReLU(LN(Dense(h)))))`` with no activation after the add.
-    """
-
-    width: int
-    depth: int
-    dtype: jnp.dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        dense = lambda: _dense(self.width, dtype=self.dtype)
-        h = nn.relu(_layer_norm(self.dtype)(dense()(x)))
-        for _ in range(self.depth):
-            u = nn.relu(_layer_norm(self.dtype)(dense()(h)))
-            u = _layer_norm(self.dtype)(dense()(u))
-            h = h + u
-        return h
-
-
-class MLP(nn.Module):
-    """Plain ablation trunk: ``1 + 2 depth`` Dense -> ReLU layers (BroNet's dense layer count),
-    no LayerNorm, no residual connection."""
-
-    width: int
-    depth: int
-    dtype: jnp.dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        h = x
-        for _ in range(1 + 2 * self.depth):
-            h = nn.relu(_dense(self.width, dtype=self.dtype)(h))
-        return h
-
-
-TRUNKS = {"bronet": BroNet, "mlp": MLP}
 
 
 def task_head(features: int, num_heads: int, h: jax.Array, task_id: jax.Array | None, gain: float,
@@ -91,7 +39,7 @@ def task_head(features: int, num_heads: int, h: jax.Array, task_id: jax.Array | 
 
     Returns ``(batch, features)``.
     """
-    out = _dense(features * num_heads, gain=gain, dtype=dtype)(h)
+    out = dense(features * num_heads, gain=gain, dtype=dtype)(h)
     if num_heads == 1:
         return out
     out = out.reshape(*out.shape[:-1], num_heads, features)  # (batch, heads, features)
@@ -115,21 +63,6 @@ class CriticMember(nn.Module):
         out = task_head(self.num_outputs, self.num_heads, h, task_id, math.sqrt(2.0), self.dtype)
         # float32 whatever the compute dtype: softmax / cross-entropy / squared error stay exact.
         return out.astype(jnp.float32)
-
-
-def l2_normalize(x: jax.Array, eps: float = 1e-8) -> jax.Array:
-    """Normalise the last axis of ``x`` to unit L2 norm."""
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
-
-
-def has_task_input(num_tasks: int, task_input: bool | None) -> bool:
-    """Whether the networks are told the task: as asked, else only with several tasks."""
-    return num_tasks > 1 if task_input is None else task_input
-
-
-def one_hot_task(task_id: jax.Array, num_tasks: int) -> jax.Array:
-    """``(batch, num_tasks)`` float32 one-hot task vectors."""
-    return jax.nn.one_hot(task_id, num_tasks, dtype=jnp.float32)
 
 
 class Critic(nn.Module):
