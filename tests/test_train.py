@@ -152,14 +152,17 @@ def test_invalid_configs_fail_before_anything_runs(tmp_path, overrides, message)
 
 @pytest.mark.slow
 def test_learns_the_toy_task(tmp_path):
-    cfg = tiny_config(tmp_path / "learn", total_env_steps=3000, warmup_env_steps=200,
-                      eval_every=1000)
+    cfg = tiny_config(tmp_path / "learn", total_env_steps=8000, warmup_env_steps=200,
+                      eval_every=2000)
     result = run_lib.run(cfg, env_factory=lambda c: (ToyEnv(), ToyEnv(envs_per_task=4)))
     # Measured baselines over 64 episodes: uniform random actions score 6.2 (task 0) and 1.2
     # (task 1), zero actions 8.1 and 0.4; holding x at the target scores about 9.8 and 7.7
     # (the uncontrolled coordinates decay to 0 and cost 0.18 / 0.36 per step).
-    assert result["eval/toy/task1/return"] > 5.0, result["eval/toy/task1/return"]
-    assert result["eval/mean_return"] > 7.0, result["eval/mean_return"]
+    # Measured over seeds 0-3 with flax's QR init and with ours (2026-12-06): at 8000 steps
+    # task 1 scores 3.7-6.5 and the mean 6.4-7.8 (at the earlier 3000 steps, 5 of 6 seeds still
+    # scored ~0 on task 1 with either init: only seed 0 of flax's draw passed).
+    assert result["eval/toy/task1/return"] > 3.0, result["eval/toy/task1/return"]
+    assert result["eval/mean_return"] > 5.5, result["eval/mean_return"]
 
 
 def test_eval_at_start_logs_the_starting_policy_at_step_zero(tmp_path):
