@@ -155,8 +155,12 @@ def run(cfg: Run) -> None:
                 header = row_header("parity")  # the commit and versions the run starts with
                 done = (run_dir / "metrics.jsonl").exists() and any(
                     step >= cfg.steps for step, _ in eval_curve(run_dir))
-                if done:  # a finished run of an earlier call: its row is written again
+                if done:  # a finished run of an earlier call: its row is written again, with
+                    # the commit its run directory was last started at (not today's)
                     print(f"parity: {run_dir} is complete, not trained again", flush=True)
+                    meta = json.loads((run_dir / "meta.json").read_text())
+                    header = dict(header, git_commit=meta["git_commit"],
+                                  versions=meta["versions"], time=meta["time"])
                 else:
                     train(official_config(task, seed, backend, cfg.steps, str(run_dir),
                                           resume=run_dir.exists(), start_if_no_checkpoint=True,
