@@ -170,7 +170,7 @@ def preset_memory_rows(args: InfoArgs):
     from brc_mjx import parallel, replay
     from brc_mjx.agents.brc.learner import init_state, make_learner, sgd_step
     from brc_mjx.config import LearnerConfig, MeshConfig
-    from brc_mjx.train import OBS_DTYPES
+    from brc_mjx.replay import OBS_DTYPES
     from configs import MODEL_PRESETS, model_preset, parameter_counts
 
     mesh_cfg = MeshConfig(data=args.data, fsdp=args.fsdp)

@@ -163,11 +163,11 @@ def preset_costs(cfg, env, batches, dtypes) -> tuple[dict, Cost | None]:
     update_costs = {}
     for dtype in dtypes:
         network = dataclasses.replace(cfg.learner.network, critic_compute_dtype=dtype)
+        dcfg = dataclasses.replace(cfg, learner=dataclasses.replace(cfg.learner, network=network))
+        program = train.build(dcfg, env)  # the batch size changes no state shape
+        agent, shapes, key = program.agent, program.abstract_state, jax.random.key(0)
         for batch in batches:
-            bcfg = dataclasses.replace(cfg, batch_size=batch, learner=dataclasses.replace(
-                cfg.learner, network=network))
-            program = train.build(bcfg, env)
-            agent, shapes, key = program.agent, program.abstract_state, jax.random.key(0)
+            bcfg = dataclasses.replace(dcfg, batch_size=batch)
             data = jax.eval_shape(functools.partial(agent.sample, bcfg, program.derived),
                                   shapes.replay, shapes.offline, key)
             update_costs[batch, dtype] = cost_of(

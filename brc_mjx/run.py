@@ -306,6 +306,10 @@ class Hook:
     def prepare(self, session: Session) -> None:
         pass
 
+    def start(self) -> dict:
+        """Before the first epoch of this call; returns what it logged (at step 0)."""
+        return {}
+
     def before(self, epoch: int) -> None:
         pass
 
@@ -339,6 +343,17 @@ class Evaluation(Hook):
                                     f"evaluate:{self.videos}", cfg, session.eval_env,
                                     session.program.mesh, session.export_dir)
         self.cached = ("evaluation",) if hit else ()
+
+    def start(self) -> dict:
+        """With ``eval_at_start`` on a fresh run: the starting policy's scores, logged at step
+        0 (with a key no epoch uses)."""
+        s = self.session
+        if not (s.cfg.eval_at_start and self.fn is not None and s.start_epoch == 0):
+            return {}
+        record: dict = {}
+        self.evaluate_into(record, s.state.learner, jax.random.PRNGKey(s.cfg.seed + 3))
+        s.logger.log(0, record)
+        return record
 
     def evaluate_into(self, record: dict, learner_state, key: jax.Array) -> dict:
         """Evaluate the current policy; its per-task and mean scores go into ``record``."""
@@ -577,13 +592,8 @@ def run(
     stop_epoch = derived.epochs if max_epochs is None else min(derived.epochs,
                                                               start_epoch + max_epochs)
     result: dict = {"compile_s": compile_s}
-    evaluation = next(h for h in hooks if isinstance(h, Evaluation))
-    if cfg.eval_at_start and evaluation.fn is not None and start_epoch == 0:
-        start_record: dict = {}
-        evaluation.evaluate_into(start_record, session.state.learner,
-                                 jax.random.PRNGKey(cfg.seed + 3))  # not an epoch's key
-        logger.log(0, start_record)
-        result.update(start_record)
+    for hook in hooks:
+        result.update(hook.start())
     result.update(train_epochs(session, epoch_fn, hooks, stop_epoch, {
         "perf/compile_s": compile_s, "perf/eval_compile_s": side_compile_s}))
     logger.close()

@@ -66,26 +66,29 @@ class BRC:
     def check(self, cfg, env) -> None:
         del cfg, env  # train.validate covers the replay's sizes
 
+    @staticmethod
+    def _rings(cfg, env, derived) -> list[tuple[int, int, object]]:
+        """``(tasks, capacity per task, obs dtype)`` of the replay and, with a data transfer,
+        of the seeded replay."""
+        rings = [(env.num_tasks, cfg.replay.capacity_per_task, OBS_DTYPES[cfg.replay.obs_dtype])]
+        if derived is not None and derived.offline_tasks:
+            rings.append((derived.offline_tasks, derived.offline_capacity,
+                          OBS_DTYPES[derived.offline_obs_dtype]))
+        return rings
+
     def replay_bytes(self, cfg, env, derived) -> int:
         example = example_transition(env)
-        total = replay_lib.memory_bytes(example, env.num_tasks, cfg.replay.capacity_per_task,
-                                        OBS_DTYPES[cfg.replay.obs_dtype])
-        if derived is not None and derived.offline_tasks:
-            total += replay_lib.memory_bytes(example, derived.offline_tasks,
-                                             derived.offline_capacity,
-                                             OBS_DTYPES[derived.offline_obs_dtype])
-        return total
+        return sum(replay_lib.memory_bytes(example, *ring)
+                   for ring in self._rings(cfg, env, derived))
 
     def init(self, cfg, env, derived, key):
         key, key_learner, key_env = jax.random.split(key, 3)
         learner_state = init_learner_state(self.learner, key_learner, derived.num_envs,
                                            derived.max_episode_length)
-        replay = replay_lib.init(example_transition(env), env.num_tasks,
-                                 cfg.replay.capacity_per_task, OBS_DTYPES[cfg.replay.obs_dtype])
-        offline = replay_lib.init(
-            example_transition(env), derived.offline_tasks, derived.offline_capacity,
-            OBS_DTYPES[derived.offline_obs_dtype]) if derived.offline_tasks else None
-        return learner_state, replay, offline, env.reset(key_env), key
+        example = example_transition(env)
+        replay, *offline = [replay_lib.init(example, *ring)
+                            for ring in self._rings(cfg, env, derived)]
+        return learner_state, replay, offline[0] if offline else None, env.reset(key_env), key
 
     def collect(self, cfg, env, derived, state, key, warmup):
         env_state, transition = actor_step(self.learner, env, state.learner, state.env, key,

@@ -1,4 +1,4 @@
-"""The BRC learner: its state pytree, one gradient-update helper and ``sgd_step``.
+"""The BRC learner: its state pytree and ``sgd_step`` (updates through ``core.update``).
 
 One gradient step is critic -> Polyak target -> actor (using the new critic) -> temperature
 (spec section 4), with AdamW for actor and critic and Adam(b1=0.5) for log alpha (section 7).
