@@ -21,7 +21,7 @@ import functools
 import importlib.util
 import math
 import time
-from typing import Any, NamedTuple
+from typing import Generic, NamedTuple
 
 import flax.struct
 import jax
@@ -30,18 +30,20 @@ from jax.sharding import Mesh
 
 from brc_mjx import agents, parallel, warmstart
 from brc_mjx import replay as replay_lib
-from brc_mjx.agents.base import Agent
+from brc_mjx.agents.base import Agent, ReplayT, StateT
 from brc_mjx.config import TrainConfig, to_json
 from brc_mjx.config import validate as validate_learner
 from brc_mjx.replay import OBS_DTYPES
 
 
 @flax.struct.dataclass
-class TrainState:
-    """All training state in one pytree: learner, replay, envs, PRNG key, counter."""
+class TrainState(Generic[StateT, ReplayT]):
+    """All training state in one pytree: learner, replay, envs, PRNG key, counter.
 
-    learner: Any  # the agent's state (Agent.init), e.g. brc_mjx.agents.brc.learner.LearnerState
-    replay: Any  # the agent's replay, e.g. brc_mjx.replay.ReplayState
+    Generic in the agent's two pytrees: BRC's is ``TrainState[LearnerState, ReplayState]``."""
+
+    learner: StateT  # the agent's state (Agent.init)
+    replay: ReplayT  # the agent's replay
     env: object  # envs.EnvState
     key: jax.Array  # raw uint32 PRNG key (checkpointable)
     env_steps: jax.Array  # () int32 vectorized env steps taken

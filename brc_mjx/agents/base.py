@@ -19,18 +19,19 @@ minimal one in the real loop) and, to reach it from the command line, a line in
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import jax
 
-LearnerState = Any  # the agent's state pytree
-Replay = Any  # the agent's replay pytree
+StateT = TypeVar("StateT")  # the agent's state pytree (BRC: agents.brc.learner.LearnerState)
+ReplayT = TypeVar("ReplayT")  # the agent's replay pytree (BRC: brc_mjx.replay.ReplayState)
 Batch = Any
 
 
-class Agent(Protocol):
+class Agent(Protocol[StateT, ReplayT]):
     """The methods the loop calls. ``cfg`` is the run's ``TrainConfig``, ``derived`` its
-    ``train.Derived`` sizes, ``env`` the (batched, multi-task) env."""
+    ``train.Derived`` sizes, ``env`` the (batched, multi-task) env. The loop's
+    ``TrainState[StateT, ReplayT]`` carries the two pytrees the agent names here."""
 
     name: str
     action_dims: tuple[int, ...]  # each task's real action size (run metadata, transfer)
@@ -42,30 +43,34 @@ class Agent(Protocol):
     def replay_bytes(self, cfg, env, derived) -> int:
         """Bytes of the replay (and of a seeded one) for this run, without allocating."""
 
-    def init(self, cfg, env, derived, key: jax.Array):
+    def init(self, cfg, env, derived, key: jax.Array
+             ) -> tuple[StateT, ReplayT, ReplayT | None, Any, jax.Array]:
         """A fresh run: ``(learner_state, replay, offline, env_state, key)``; ``offline`` is the
         seeded replay of a data transfer or None."""
 
-    def collect(self, cfg, env, derived, state, key: jax.Array, warmup: jax.Array):
+    def collect(self, cfg, env, derived, state, key: jax.Array, warmup: jax.Array
+                ) -> tuple[Any, ReplayT, StateT]:
         """One vectorized env step from ``state`` (the ``TrainState``), random while ``warmup``;
         returns ``(env_state, replay, learner_state)`` with the step written into the replay
         and the agent's running statistics (e.g. the reward normaliser) updated."""
 
-    def sample(self, cfg, derived, replay: Replay, offline: Replay | None, key: jax.Array
+    def sample(self, cfg, derived, replay: ReplayT, offline: ReplayT | None, key: jax.Array
                ) -> Batch:
         """One training batch."""
 
-    def update(self, learner_state: LearnerState, batch: Batch, key: jax.Array):
+    def update(self, learner_state: StateT, batch: Batch, key: jax.Array
+               ) -> tuple[StateT, dict]:
         """One gradient step: ``(learner_state, metrics)``, metrics named ``train/...``."""
 
-    def params(self, learner_state: LearnerState):
+    def params(self, learner_state: StateT):
         """The trained parameters (counted at start, checked finite every epoch)."""
 
-    def reset(self, learner_state: LearnerState, replay: Replay, env_state):
+    def reset(self, learner_state: StateT, replay: ReplayT, env_state
+              ) -> tuple[StateT, ReplayT]:
         """After every env was reset on resume: ``(learner_state, replay)`` with what referred
         to the lost episodes dropped."""
 
-    def eval_step(self, env, learner_state: LearnerState, env_state, key: jax.Array):
+    def eval_step(self, env, learner_state: StateT, env_state, key: jax.Array):
         """Step every env under the evaluation policy; returns the env state."""
 
     diagnose: Callable | None
