@@ -28,6 +28,7 @@ import envs
 from benchmarks.common import RESULTS_DIR, append_row, profile_call, row_header, xla_flops
 from benchmarks.env_only import time_env
 from benchmarks.learning import matmul_flops_per_s
+from brc_mjx import hooks as hooks_lib
 from brc_mjx import run as run_lib
 from brc_mjx.agents.brc.acting import policy_action
 from brc_mjx.config import EnvConfig, LearnerConfig, MeshConfig, NetworkConfig, TrainConfig
@@ -68,7 +69,7 @@ def policy_flops(program, state) -> float:
                                        jax.random.key(0)).compile())
 
 
-class EpochSeconds(run_lib.Hook):
+class EpochSeconds(hooks_lib.Hook):
     """Collects each epoch's wall seconds and update count."""
 
     def __init__(self):

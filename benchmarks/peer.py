@@ -47,6 +47,7 @@ import tyro
 
 from benchmarks.brax_sac import brax_networks, playground_env, run_brax
 from benchmarks.common import RESULTS_DIR, CompileClock, append_row, row_header, xla_flops
+from brc_mjx import hooks as hooks_lib
 from brc_mjx import run as run_lib
 from brc_mjx import train
 from brc_mjx.config import (
@@ -309,7 +310,7 @@ def ours_train_config(task: str, seed: int, *, num_envs: int, backend: str = "mj
     return cfg
 
 
-class ScoreTrace(run_lib.Hook):
+class ScoreTrace(hooks_lib.Hook):
     """Epoch seconds, timestamped evals and the stop rule of :func:`run_ours`."""
 
     def __init__(self, session, start: float, stop_at: float | None, wall_budget_s: float):
@@ -358,8 +359,8 @@ def run_ours(clock: CompileClock, cfg: TrainConfig, max_epochs: int | None = Non
     session = run_lib.set_up(cfg)
     epoch_fn, epoch_compile_s = run_lib.compile_epoch(session)
     trace = ScoreTrace(session, start, stop_at, wall_budget_s)
-    hooks = [run_lib.Evaluation(session), trace]
-    run_lib.prepare_hooks(session, hooks)
+    hooks = [hooks_lib.Evaluation(session), trace]
+    hooks_lib.prepare_hooks(session, hooks)
     derived = session.program.derived
     epochs = derived.epochs if max_epochs is None else min(max_epochs, derived.epochs)
     run_lib.train_epochs(session, epoch_fn, hooks, epochs)
