@@ -65,8 +65,17 @@ GAINS = {  # class -> (kp, kv, force limit in N m)
 HIP_PITCH_RANGE = (-3.14, 2.53)  # HumanoidBench's; the Menagerie model has (-1.57, 1.57)
 FOOT_CLASSES = ("foot1", "foot2", "foot3")  # the Menagerie's foot capsules (heel, sole, toe)
 # Contact bits: the floor and the foot capsules share FLOOR_BIT; terrain (stairs, slides) and the
-# foot spheres share TERRAIN_BIT, so the terrain touches the spheres only.
-FLOOR_BIT, TERRAIN_BIT = 1, 2
+# foot spheres share TERRAIN_BIT, so the terrain touches the spheres only. The body primitives of a
+# whole-body model have type BODY_BIT and affinity 0: they touch the floor and the scene (both
+# have BODY_BIT in their affinity) and never each other.
+FLOOR_BIT, TERRAIN_BIT, BODY_BIT = 1, 2, 4
+# The Menagerie's collision primitives kept as the body of a whole-body model: capsules and
+# spheres (thighs, shins, knees, torso, head, hip bar, upper arms, forearms, hands). Its hip
+# cylinders are left out (MJX has no cylinder-box collision; the hip bar capsule covers them) and
+# its chest box becomes CHEST_CAPSULE (MJX has no box-cylinder collision, and poles are cylinders).
+BODY_PRIMITIVES = (mujoco.mjtGeom.mjGEOM_CAPSULE, mujoco.mjtGeom.mjGEOM_SPHERE)
+CHEST_CAPSULE = dict(fromto=(0.0, 0.0, 0.12, 0.0, 0.0, 0.38), size=(0.09, 0.0, 0.0))
+MAX_CONTACTS_WHOLE_BODY = 64
 # The ends of those capsules (ankle-link frame), radius 0.014: where a foot touches the terrain.
 # MJX's capsule-box contacts are not CPU MuJoCo's (two points along a tilted capsule where CPU
 # MuJoCo gives one), which broke step-by-step parity on the stairs; sphere contacts agree.
@@ -100,18 +109,23 @@ def menagerie_h1_path() -> pathlib.Path:
     return path
 
 
-def build_spec(visual: bool = False, scene: str = "") -> mujoco.MjSpec:
+def build_spec(visual: bool = False, scene: str = "", whole_body: bool = False) -> mujoco.MjSpec:
     """The edited `MjSpec` of the MJX H1 (see the module docstring); `visual` keeps the
     Menagerie's visual meshes (contype 0, no mass) for rendering videos on the host; `scene`
-    adds a task's terrain (`scenes.SCENES`: "stair", "slide"; "" the bare floor)."""
+    adds a task's terrain or obstacles (`scenes.SCENES`; "" the bare floor); `whole_body` keeps
+    the body's collision primitives (`BODY_PRIMITIVES`), which then touch the floor and the
+    scene."""
     from envs.humanoidbench import scenes
 
     if scene and scene not in scenes.SCENES:
         raise ValueError(f"unknown H1 scene {scene!r}; expected one of {', '.join(scenes.SCENES)}")
     spec = mujoco.MjSpec.from_file(str(menagerie_h1_path()))
     for geom in list(spec.geoms):
-        keep = geom.classname.name in FOOT_CLASSES or (visual and geom.classname.name == "visual")
-        if not keep:
+        cls = geom.classname.name
+        body = whole_body and cls == "collision" and geom.type in BODY_PRIMITIVES
+        if body:
+            geom.contype, geom.conaffinity = BODY_BIT, 0
+        elif not (cls in FOOT_CLASSES or (visual and cls == "visual")):
             spec.delete(geom)
     if visual:  # lighter materials and a brighter headlight than the Menagerie's dark robot
         spec.material("black").rgba = (0.45, 0.47, 0.52, 1.0)
@@ -137,11 +151,15 @@ def build_spec(visual: bool = False, scene: str = "") -> mujoco.MjSpec:
                 ankle.add_geom(name=f"{side}_foot_sphere{k}", type=mujoco.mjtGeom.mjGEOM_SPHERE,
                                size=(FOOT_RADIUS, 0, 0), pos=pos, contype=TERRAIN_BIT,
                                conaffinity=TERRAIN_BIT, density=0.0, group=3)
-    spec.body("torso_link").add_site(name="head", pos=(0.0, 0.0, 0.7))
+    torso = spec.body("torso_link")
+    torso.add_site(name="head", pos=(0.0, 0.0, 0.7))
+    if whole_body:
+        torso.add_geom(name="chest", type=mujoco.mjtGeom.mjGEOM_CAPSULE, contype=BODY_BIT,
+                       conaffinity=0, density=0.0, group=3, **CHEST_CAPSULE)
     spec.add_exclude(bodyname1="left_ankle_link", bodyname2="right_ankle_link")
     spec.worldbody.add_geom(
         name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=(20.0, 20.0, 1.0),
-        contype=FLOOR_BIT, conaffinity=FLOOR_BIT, rgba=(0.55, 0.62, 0.7, 1.0),
+        contype=FLOOR_BIT, conaffinity=FLOOR_BIT | BODY_BIT, rgba=(0.55, 0.62, 0.7, 1.0),
     )
 
     for act in list(spec.actuators):
@@ -167,13 +185,16 @@ def build_spec(visual: bool = False, scene: str = "") -> mujoco.MjSpec:
         # sphere per pair type and the MAX_CONTACTS deepest contacts. At most 10 spheres x 2
         # boxes + 6 capsules x 2 contacts can touch at once, so no active contact is dropped
         # (CPU MuJoCo ignores both; the parity tests compare against it). 3-4x faster on a CPU.
-        spec.add_numeric(name="max_contact_points", data=[MAX_CONTACTS])
+    if scene or whole_body:
+        spec.add_numeric(name="max_contact_points",
+                         data=[MAX_CONTACTS_WHOLE_BODY if whole_body else MAX_CONTACTS])
         spec.add_numeric(name="max_geom_pairs", data=[MAX_GEOM_PAIRS])
     return spec
 
 
-@functools.lru_cache(maxsize=8)
-def h1_model(visual: bool = False, scene: str = "") -> mujoco.MjModel:
+@functools.lru_cache(maxsize=16)
+def h1_model(visual: bool = False, scene: str = "", whole_body: bool = False) -> mujoco.MjModel:
     """The compiled CPU `MjModel` (cached per process; treat it as read-only); `visual=True`:
-    the same robot with its visual meshes, for rendering only; `scene`: see `build_spec`."""
-    return build_spec(visual, scene).compile()
+    the same robot with its visual meshes, for rendering only; `scene`, `whole_body`: see
+    `build_spec`."""
+    return build_spec(visual, scene, whole_body).compile()

@@ -1,16 +1,24 @@
-"""HumanoidBench's H1 locomotion tasks (walk, stand, run, stair, slide) as pure-JAX MJX envs.
+"""HumanoidBench's H1 locomotion tasks (walk, stand, run, stair, slide, crawl, pole, hurdle,
+maze) as pure-JAX MJX envs.
 
 Faithful to HumanoidBench (`humanoid_bench/envs/basic_locomotion_envs.py`, `tasks.py`, `env.py`):
 an action in [-1, 1]^19 is mapped linearly onto the position actuators' control ranges and held
 for 10 physics steps of 0.002 s (50 Hz); the observation is qpos (26) + qvel (25); an episode ends
-(terminated) when the pelvis height qpos[2] < 0.2 (walk, stand, run) or the torso's up-axis z
-component < 0.1 (stair, slide: HumanoidBench's `ClimbingUpwards`) and is truncated by the backend
+(terminated) when the pelvis height qpos[2] < 0.2 (walk, stand, run, hurdle, maze), < 0.5
+(pole), or the torso's up-axis z component < 0.1 (stair, slide: HumanoidBench's
+`ClimbingUpwards`), never for crawl, and is truncated by the backend
 at 1000 steps; a reset is the `qpos0` keyframe plus U(-0.01, 0.01) on every qpos entry, zero
 velocity. Rewards are read from the state after the step, as HumanoidBench does after
-`do_simulation`. Stair and slide add their terrain (`scenes.py`) in front of the robot.
+`do_simulation`. Stair and slide add their terrain, crawl / pole / hurdle / maze their obstacles
+(`scenes.py`) around the robot. Pole, hurdle and maze discount the reward to a tenth while the
+robot touches a pole, a side or back barrier, or a maze block; the maze's stage (checkpoints
+passed) is part of the env state.
 
-The only known difference from HumanoidBench is contact: only the foot capsules touch the floor
-and the terrain (HumanoidBench collides every link's mesh). See envs/README.md for its effect.
+The known difference from HumanoidBench is contact: HumanoidBench collides every link's mesh.
+Here walk / stand / run / stair / slide let only the feet touch (the foot capsules the floor, the
+spheres at their ends the terrain), and crawl / pole / hurdle / maze add the Menagerie's body
+primitives (`h1.BODY_PRIMITIVES`), which touch the floor and the scene but not each other. See
+envs/README.md.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ import numpy as np
 from envs.humanoidbench import h1
 
 _STAND_HEIGHT = 1.65  # head height above which `standing` is 1
+_CRAWL_HEIGHT = 0.8  # crawl: head and imu heights within 0.2 of this are best
+CRAWL_PELVIS_QUAT = (0.75, 0.0, 0.65, 0.0)  # crawl: the pelvis pitched forward ~82 degrees
+COLLISION_DISCOUNT = 0.1  # pole / hurdle / maze: the reward factor while touching a penalty
 N_SUBSTEPS = 10
 RESET_NOISE = 0.01
 TERMINATION_HEIGHT = 0.2
@@ -68,18 +79,43 @@ class Readings:
     actuator_force: Any  # (19,)
     left_foot_height: Any  # site "left_foot", z
     right_foot_height: Any  # site "right_foot", z
+    imu: Any = None  # (3,) site "imu" (torso), world position
+    pelvis_quat: Any = None  # (4,) body "pelvis" xquat
+    pelvis_xy: Any = None  # (2,) body "pelvis" xpos x, y
+    penalised_contact: Any = None  # () bool: the robot touches a penalised geom (PENALISED)
+
+
+def _small_control(readings: Readings) -> jax.Array:
+    small_control = tolerance(readings.actuator_force, 0.0, 0.0, margin=10.0,
+                              sigmoid="quadratic", value_at_margin=0.0).mean(-1)
+    return (4 + small_control) / 5
+
+
+def _move(velocity: jax.Array, speed: float) -> jax.Array:
+    """HumanoidBench's (5 move + 1) / 6 of the forward COM speed against ``speed``."""
+    move = tolerance(velocity, speed, jnp.inf, margin=speed, sigmoid="linear",
+                     value_at_margin=0.0)
+    return (5 * move + 1) / 6
+
+
+def _stand(readings: Readings, upright_bound: float) -> jax.Array:
+    standing = tolerance(readings.head_height, _STAND_HEIGHT, jnp.inf, margin=_STAND_HEIGHT / 4)
+    upright = tolerance(readings.torso_upright, upright_bound, jnp.inf, margin=1.9,
+                        sigmoid="linear", value_at_margin=0.0)
+    return standing * upright
+
+
+def _discount(readings: Readings) -> jax.Array:
+    return jnp.where(readings.penalised_contact, COLLISION_DISCOUNT, 1.0)
 
 
 def reward(readings: Readings, task: LocomotionTask) -> jax.Array:
-    """HumanoidBench's reward of `task`: walk (1 m/s) / run (5 m/s), stand (move_speed 0), or
-    stair / slide (`ClimbingUpwards`: standing measured from each foot, a looser upright)."""
-    move_speed = task.move_speed
-    small_control = tolerance(readings.actuator_force, 0.0, 0.0, margin=10.0,
-                              sigmoid="quadratic", value_at_margin=0.0).mean(-1)
-    small_control = (4 + small_control) / 5
-    move = tolerance(readings.com_velocity[..., 0], move_speed, jnp.inf, margin=move_speed,
-                     sigmoid="linear", value_at_margin=0.0)
-    if task.climb:
+    """HumanoidBench's reward of `task` (all but maze, whose reward is `maze_reward`'s): walk
+    (1 m/s) / run (5 m/s), stand (move_speed 0), stair / slide (`ClimbingUpwards`: standing
+    measured from each foot, a looser upright), crawl, pole, hurdle."""
+    small_control = _small_control(readings)
+    velocity = readings.com_velocity[..., 0]
+    if task.kind == "climb":
         # head 1.2 m above each foot (margin 0.45), torso z-axis z >= 0.5 (linear, margin 1.9)
         standing = (tolerance(readings.head_height - readings.left_foot_height, 1.2, jnp.inf,
                               margin=0.45)
@@ -87,37 +123,100 @@ def reward(readings: Readings, task: LocomotionTask) -> jax.Array:
                                 margin=0.45))
         upright = tolerance(readings.torso_upright, 0.5, jnp.inf, margin=1.9, sigmoid="linear",
                             value_at_margin=0.0)
-        return standing * upright * small_control * (5 * move + 1) / 6
-    standing = tolerance(readings.head_height, _STAND_HEIGHT, jnp.inf, margin=_STAND_HEIGHT / 4)
-    upright = tolerance(readings.torso_upright, 0.9, jnp.inf, margin=1.9, sigmoid="linear",
-                        value_at_margin=0.0)
-    if move_speed == 0:
+        return standing * upright * small_control * _move(velocity, task.move_speed)
+    if task.kind == "crawl":
+        low, high = _CRAWL_HEIGHT - 0.2, _CRAWL_HEIGHT + 0.2
+        crawling_head = tolerance(readings.head_height, low, high, margin=1.0)
+        crawling = tolerance(readings.imu[..., 2], low, high, margin=1.0)
+        quat_error = jnp.linalg.norm(readings.pelvis_quat - jnp.asarray(CRAWL_PELVIS_QUAT), axis=-1)
+        pose = tolerance(quat_error, 0.0, 0.0, margin=1.0)
+        in_tunnel = tolerance(readings.imu[..., 1], -1.0, 1.0)
+        return (0.1 * small_control + 0.25 * jnp.minimum(crawling, crawling_head)
+                + 0.4 * _move(velocity, task.move_speed) + 0.25 * pose) * in_tunnel
+    if task.kind == "pole":
+        return (0.5 * small_control * _stand(readings, 0.9)
+                + 0.5 * _move(velocity, task.move_speed)) * _discount(readings)
+    if task.kind == "hurdle":
+        return (small_control * _stand(readings, 0.8) * _move(velocity, task.move_speed)
+                * _discount(readings))
+    if task.kind == "maze":
+        raise ValueError("the maze's reward depends on its stage: use maze_reward")
+    stand = _stand(readings, 0.9)
+    if task.move_speed == 0:
         dont_move = tolerance(readings.com_velocity[..., :2], 0.0, 0.0, margin=2.0).mean(-1)
-        return small_control * standing * upright * dont_move
-    return small_control * standing * upright * (5 * move + 1) / 6
+        return small_control * stand * dont_move
+    return small_control * stand * _move(velocity, task.move_speed)
+
+
+# The maze (HumanoidBench's `Maze`): checkpoints to pass in order, and the direction to move in
+# at each stage (stage k >= 1: the turn taken at checkpoint k - 1; stage 0 the start's).
+MAZE_DIRECTIONS = ((1.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 0.0), (0.0, 1.0))
+MAZE_SPEED = 2.0
+MAZE_REACHED = 0.4  # the pelvis within this of the stage's checkpoint moves to the next stage
+
+
+def maze_reward(readings: Readings, stage: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """HumanoidBench's maze reward and the next stage, from the stage before the step: the
+    stage advances when the pelvis is within 0.4 m (xy) of its checkpoint, paying 100 x the new
+    stage once; the move reward follows the new stage's direction at 2 m/s (1 at the last
+    stage), the proximity reward the distance of the torso's imu to the new stage's
+    checkpoint; a touched block discounts all but the stage bonus."""
+    from envs.humanoidbench.scenes import MAZE_CHECKPOINTS
+
+    checkpoints = jnp.asarray(MAZE_CHECKPOINTS, jnp.float32)
+    last = len(MAZE_CHECKPOINTS) - 1
+    reached = jnp.linalg.norm(readings.pelvis_xy - checkpoints[stage], axis=-1) < MAZE_REACHED
+    new_stage = jnp.where(reached, jnp.minimum(stage + 1, last), stage)
+    bonus = jnp.where(new_stage > stage, 100.0 * new_stage, 0.0)
+    direction = jnp.asarray(MAZE_DIRECTIONS, jnp.float32)[new_stage]
+    velocity = readings.com_velocity[..., :2]
+    move = (tolerance(velocity[..., 0] - direction[..., 0] * MAZE_SPEED, 0.0, 0.0, margin=1.0,
+                      sigmoid="linear", value_at_margin=0.0)
+            * tolerance(velocity[..., 1] - direction[..., 1] * MAZE_SPEED, 0.0, 0.0, margin=1.0,
+                        sigmoid="linear", value_at_margin=0.0))
+    move = (5 * jnp.where(new_stage == last, 1.0, move) + 1) / 6
+    proximity = tolerance(jnp.linalg.norm(checkpoints[new_stage] - readings.imu[..., :2], axis=-1),
+                          0.0, 0.0, margin=1.0)
+    base = (0.2 * _stand(readings, 0.9) * _small_control(readings) + 0.4 * move
+            + 0.4 * proximity)
+    return base * _discount(readings) + bonus, new_stage
 
 
 @dataclasses.dataclass(frozen=True)
 class LocomotionTask:
     """One H1 locomotion task and HumanoidBench's score normalisation."""
 
-    name: str  # "walk" | "stand" | "run" | "stair" | "slide"
+    name: str
     move_speed: float
     random_return: float  # HumanoidBench's random-policy return (normalised score 0)
     target_return: float  # its success bar (normalised score 1)
-    scene: str = ""  # terrain (`scenes.SCENES`), "" the bare floor
-    climb: bool = False  # HumanoidBench's ClimbingUpwards reward and termination
+    scene: str = ""  # terrain or obstacles (`scenes.SCENES`), "" the bare floor
+    kind: str = "basic"  # the reward: basic (walk / stand / run), climb, crawl, pole, hurdle, maze
+    whole_body: bool = False  # the body's primitives touch the floor and the scene
+    # the episode ends when this reading drops below the threshold ("" never)
+    end_when: tuple[str, float] = ("pelvis_height", TERMINATION_HEIGHT)
 
 
-# Random-policy returns: HumanoidBench's for walk / stand / run; for stair and slide the ones
-# SimbaV2 published next to HumanoidBench's success bars (10 seeds x 10 episodes), which
-# HumanoidBench's repository does not list.
+# Random-policy returns (10 seeds x 10 episodes) as SimbaV2 published them next to
+# HumanoidBench's success bars (HumanoidBench's repository lists only the bars); walk / stand /
+# run's are HumanoidBench's own.
+_CLIMB_END = ("torso_upright", CLIMB_TERMINATION_UPRIGHT)
 TASKS = {
     "walk": LocomotionTask("walk", 1.0, 2.377, 700.0),
     "stand": LocomotionTask("stand", 0.0, 10.545, 800.0),
     "run": LocomotionTask("run", 5.0, 2.02, 700.0),
-    "stair": LocomotionTask("stair", 1.0, 3.112, 700.0, scene="stair", climb=True),
-    "slide": LocomotionTask("slide", 1.0, 3.191, 700.0, scene="slide", climb=True),
+    "stair": LocomotionTask("stair", 1.0, 3.112, 700.0, scene="stair", kind="climb",
+                            end_when=_CLIMB_END),
+    "slide": LocomotionTask("slide", 1.0, 3.191, 700.0, scene="slide", kind="climb",
+                            end_when=_CLIMB_END),
+    "crawl": LocomotionTask("crawl", 1.0, 272.658, 700.0, scene="crawl", kind="crawl",
+                            whole_body=True, end_when=("", 0.0)),
+    "pole": LocomotionTask("pole", 0.5, 20.09, 700.0, scene="pole", kind="pole",
+                           whole_body=True, end_when=("pelvis_height", 0.5)),
+    "hurdle": LocomotionTask("hurdle", 5.0, 2.214, 700.0, scene="hurdle", kind="hurdle",
+                             whole_body=True),
+    "maze": LocomotionTask("maze", MAZE_SPEED, 106.441, 1200.0, scene="maze", kind="maze",
+                           whole_body=True),
 }
 
 
@@ -129,6 +228,7 @@ class State:
     obs: jax.Array  # (51,)
     reward: jax.Array  # ()
     done: jax.Array  # () float32, 1 when terminated
+    stage: jax.Array  # () int32: the maze's stage (checkpoints passed); 0 in the other tasks
 
 
 class H1Locomotion:
@@ -145,7 +245,7 @@ class H1Locomotion:
             raise ValueError(f"unknown HumanoidBench h1 task {task!r}; expected one of "
                              f"{', '.join(TASKS)}")
         self.task = TASKS[task]
-        self.mj_model = h1.h1_model(scene=self.task.scene)
+        self.mj_model = h1.h1_model(scene=self.task.scene, whole_body=self.task.whole_body)
         self.mjx_model = mjx.put_model(self.mj_model, impl=impl)
         self._impl = impl
         m = self.mj_model
@@ -156,8 +256,11 @@ class H1Locomotion:
         self._head = m.site("head").id
         self._torso = m.body("torso_link").id
         self._feet = (m.site("left_foot").id, m.site("right_foot").id)
+        self._imu = m.site("imu").id
+        self._pelvis = m.body("pelvis").id
         sensor = m.sensor("pelvis_subtreelinvel")
         self._vel = slice(int(m.sensor_adr[sensor.id]), int(m.sensor_adr[sensor.id]) + 3)
+        self._penalised = penalised_geoms(m, self.task.scene)
 
     @property
     def render_model(self):
@@ -165,6 +268,12 @@ class H1Locomotion:
         return h1.h1_model(visual=True, scene=self.task.scene)
 
     def readings(self, data: Any) -> Readings:
+        if self._penalised.any():  # any active contact (dist < 0) with a penalised geom
+            contact = data._impl.contact
+            touching = jnp.asarray(self._penalised)[contact.geom].any(-1) & (contact.dist < 0)
+            penalised = touching.any()
+        else:
+            penalised = jnp.zeros((), bool)
         return Readings(
             head_height=data.site_xpos[self._head, 2],
             torso_upright=data.xmat[self._torso, 2, 2],
@@ -172,6 +281,10 @@ class H1Locomotion:
             actuator_force=data.actuator_force,
             left_foot_height=data.site_xpos[self._feet[0], 2],
             right_foot_height=data.site_xpos[self._feet[1], 2],
+            imu=data.site_xpos[self._imu],
+            pelvis_quat=data.xquat[self._pelvis],
+            pelvis_xy=data.xpos[self._pelvis, :2],
+            penalised_contact=penalised,
         )
 
     def _obs(self, data: Any) -> jax.Array:
@@ -185,7 +298,8 @@ class H1Locomotion:
         data = mjx.make_data(self.mjx_model, impl=self._impl).replace(qpos=qpos)
         data = mjx.forward(self.mjx_model, data)
         zero = jnp.zeros((), jnp.float32)
-        return State(data=data, obs=self._obs(data), reward=zero, done=zero)
+        return State(data=data, obs=self._obs(data), reward=zero, done=zero,
+                     stage=jnp.zeros((), jnp.int32))
 
     def physics(self, data: Any, action: jax.Array) -> Any:
         """Scale `action` in [-1, 1] onto the control ranges and take the 10 substeps."""
@@ -198,10 +312,24 @@ class H1Locomotion:
     def step(self, state: State, action: jax.Array) -> State:
         data = self.physics(state.data, action)
         readings = self.readings(data)
-        r = reward(readings, self.task)
-        if self.task.climb:
-            done = readings.torso_upright < CLIMB_TERMINATION_UPRIGHT
+        if self.task.kind == "maze":
+            r, stage = maze_reward(readings, state.stage)
         else:
-            done = data.qpos[2] < TERMINATION_HEIGHT
-        done = done.astype(jnp.float32)
-        return State(data=data, obs=self._obs(data), reward=r.astype(jnp.float32), done=done)
+            r, stage = reward(readings, self.task), state.stage
+        reading, threshold = self.task.end_when
+        if reading == "torso_upright":
+            done = readings.torso_upright < threshold
+        elif reading == "pelvis_height":
+            done = data.qpos[2] < threshold
+        else:
+            done = jnp.zeros((), bool)
+        return State(data=data, obs=self._obs(data), reward=r.astype(jnp.float32),
+                     done=done.astype(jnp.float32), stage=stage)
+
+
+def penalised_geoms(m, scene: str) -> np.ndarray:
+    """(ngeom,) bool: the geoms whose contact discounts the task's reward (`scenes.PENALISED`)."""
+    from envs.humanoidbench.scenes import PENALISED
+
+    marker = PENALISED.get(scene)
+    return np.array([marker is not None and marker in m.geom(i).name for i in range(m.ngeom)])

@@ -1,4 +1,4 @@
-"""HumanoidBench's terrain for the H1 climbing tasks, added to the H1 `MjSpec` (static geoms).
+"""HumanoidBench's scenes for the H1 tasks, added to the H1 `MjSpec` (static geoms).
 
 Geometry as in HumanoidBench's `assets/tasks/stair.xml` (+ `locomotion/generated_xml_stairs.xml`)
 and `assets/tasks/slide.xml`: every collision geom with its size, position and orientation; the
@@ -14,21 +14,44 @@ as sphere-box / sphere-mesh contacts agree between MJX and CPU MuJoCo.
 - `slide`: nine triangular prisms side by side, each rising from x = 0.3 to a 1.75 m ridge at
   x = 5.3 and falling to x = 10.3 (slope 0.35), repeated every 10 m, 10 m wide, between side walls
   (inner faces y = +-5.0) and a back wall at x = -4, 8 m high.
+
+The scenes of the whole-body tasks (HumanoidBench's `tasks/crawl.xml` and
+`locomotion/generated_xml_{poles,hurdles,maze}.xml`, regular grids there written out geom by geom,
+here generated from the same numbers); they also touch the H1's body primitives
+(`h1.BODY_BIT`, see `h1.build_spec(whole_body=True)`):
+
+- `crawl`: a tunnel from x = 2.2 to 18.2: side walls (inner faces y = +-1.15) 1.55 m high under
+  a 0.4 m thick roof whose underside is 1.15 m above the floor.
+- `pole`: 41 rows of poles (cylinders of radius 0.05, 2 m high) at x = 1, 2, ... 41; odd rows
+  at y = +-0.75, +-2.25, even rows at y = 0, +-1.5; side barriers (inner faces y = +-3.0, 2 m
+  high) from x = -0.75 to 40.75 and a back barrier at x = -0.6.
+- `hurdle`: ten hurdles (0.375 m high, 6 cm deep, 10 m wide) at x = 7, 14, ... 70; side
+  barriers (inner faces y = +-4.45) from x = -0.5 to 70.5, a back barrier at x = -0.525.
+- `maze`: a 7 x 7 grid of 1.5 m cells with 1.2 m high blocks (`MAZE` below, row 0 at the
+  far y), whose corridors turn at HumanoidBench's checkpoints (0, 0), (3, 0), (3, 6), (6, 6).
 """
 
 from __future__ import annotations
 
 import mujoco
 
-from envs.humanoidbench.h1 import TERRAIN_BIT  # h1.build_spec imports this module lazily
+from envs.humanoidbench.h1 import BODY_BIT, TERRAIN_BIT  # h1.build_spec imports this lazily
 
 TERRAIN_RGBA = (0.72, 0.72, 0.76, 1.0)
 WALL_RGBA = (0.5, 0.5, 0.55, 0.25)
+OBSTACLE_RGBA = (0.62, 0.55, 0.45, 1.0)
+# Scene geoms touch the foot spheres (TERRAIN_BIT) and, in whole-body models, the body's
+# capsules and spheres (BODY_BIT); the body geoms do not touch each other.
+_SCENE_AFFINITY = TERRAIN_BIT | BODY_BIT
 
 
-def _box(parent, pos, size, rgba=TERRAIN_RGBA):
-    parent.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, pos=pos, size=size,
-                    contype=TERRAIN_BIT, conaffinity=TERRAIN_BIT, density=0.0, rgba=rgba)
+def _geom(parent, kind, pos, size, rgba, name=""):
+    parent.add_geom(name=name, type=kind, pos=pos, size=size, contype=TERRAIN_BIT,
+                    conaffinity=_SCENE_AFFINITY, density=0.0, rgba=rgba)
+
+
+def _box(parent, pos, size, rgba=TERRAIN_RGBA, name=""):
+    _geom(parent, mujoco.mjtGeom.mjGEOM_BOX, pos, size, rgba, name)
 
 
 def add_stairs(spec: mujoco.MjSpec) -> None:
@@ -51,11 +74,78 @@ def add_slide(spec: mujoco.MjSpec) -> None:
     slides = spec.worldbody.add_body(name="slides")
     for k in range(9):
         slides.add_geom(type=mujoco.mjtGeom.mjGEOM_MESH, meshname="slide",
-                        pos=(10.0 * k, 0.0, 0.0), contype=TERRAIN_BIT, conaffinity=TERRAIN_BIT,
+                        pos=(10.0 * k, 0.0, 0.0), contype=TERRAIN_BIT, conaffinity=_SCENE_AFFINITY,
                         density=0.0, rgba=TERRAIN_RGBA)
     _box(spec.worldbody, (48.85, -5.15, 4.0), (53.0, 0.15, 4.0), WALL_RGBA)
     _box(spec.worldbody, (48.85, 5.15, 4.0), (53.0, 0.15, 4.0), WALL_RGBA)
     _box(spec.worldbody, (-4.0, 0.0, 4.0), (0.15, 5.15, 4.0), WALL_RGBA)
 
 
-SCENES = {"stair": add_stairs, "slide": add_slide}
+def add_tunnel(spec: mujoco.MjSpec) -> None:
+    tunnel = spec.worldbody.add_body(name="tunnel", pos=(2.2, 0.0, 0.0))
+    _box(tunnel, (8.0, -1.35, 0.775), (8.0, 0.2, 0.775), WALL_RGBA, "left_wall")
+    _box(tunnel, (8.0, 1.35, 0.775), (8.0, 0.2, 0.775), WALL_RGBA, "right_wall")
+    _box(tunnel, (8.0, 0.0, 1.35), (8.0, 1.15, 0.2), WALL_RGBA, "ceiling")
+
+
+POLE_ROWS = 41
+POLE_Y = ((2.25, 0.75, -0.75, -2.25), (1.5, 0.0, -1.5))  # odd rows, even rows
+
+
+def pole_positions() -> list[tuple[float, float]]:
+    """(x, y) of every pole, row by row (row r at x = r)."""
+    return [(float(r), y) for r in range(1, POLE_ROWS + 1) for y in POLE_Y[(r - 1) % 2]]
+
+
+def add_poles(spec: mujoco.MjSpec) -> None:
+    _box(spec.worldbody, (20.0, -3.15, 1.0), (20.75, 0.15, 1.0), WALL_RGBA, "left_barrier")
+    _box(spec.worldbody, (20.0, 3.15, 1.0), (20.75, 0.15, 1.0), WALL_RGBA, "right_barrier")
+    _box(spec.worldbody, (-0.6, 0.0, 1.0), (0.15, 3.0, 1.0), WALL_RGBA, "behind_barrier")
+    for k, (x, y) in enumerate(pole_positions()):
+        _geom(spec.worldbody, mujoco.mjtGeom.mjGEOM_CYLINDER, (x, y, 1.0), (0.05, 1.0, 0.0),
+              OBSTACLE_RGBA, f"pole_{k}")
+
+
+HURDLE_X = tuple(7.0 * k for k in range(1, 11))
+
+
+def add_hurdles(spec: mujoco.MjSpec) -> None:
+    _box(spec.worldbody, (35.0, -4.725, 1.0), (35.5, 0.275, 1.0), WALL_RGBA, "left_barrier")
+    _box(spec.worldbody, (35.0, 4.725, 1.0), (35.5, 0.275, 1.0), WALL_RGBA, "right_barrier")
+    _box(spec.worldbody, (-0.525, 0.0, 1.0), (0.05, 5.0, 1.0), WALL_RGBA, "behind_barrier")
+    for k, x in enumerate(HURDLE_X):
+        _box(spec.worldbody, (x, 0.0, 0.1875), (0.03, 5.0, 0.1875), OBSTACLE_RGBA, f"hurdle_{k}")
+
+
+# HumanoidBench's maze: "#" a 1.5 m block 1.2 m high; row 0 is the far row (y = 9.75 - 2.25),
+# column 0 the back (x = 0.75 - 2.25), the grid shifted by (-2.25, -2.25).
+MAZE = ("#######",
+        "#.....#",
+        "###.#.#",
+        "#.....#",
+        "#.#.###",
+        "#.....#",
+        "#######")
+MAZE_CHECKPOINTS = ((0.0, 0.0), (3.0, 0.0), (3.0, 6.0), (6.0, 6.0), (6.0, 6.0))
+
+
+def maze_blocks() -> list[tuple[float, float]]:
+    """(x, y) of the centre of every block."""
+    return [(0.75 + 1.5 * j - 2.25, 9.75 - 1.5 * i - 2.25)
+            for i, row in enumerate(MAZE) for j, cell in enumerate(row) if cell == "#"]
+
+
+def add_maze(spec: mujoco.MjSpec) -> None:
+    for k, (x, y) in enumerate(maze_blocks()):
+        _box(spec.worldbody, (x, y, 0.6), (0.75, 0.75, 0.6), WALL_RGBA, f"block_{k}")
+    for k, (x, y) in enumerate(MAZE_CHECKPOINTS[:4]):  # markers, never touched
+        spec.worldbody.add_geom(name=f"checkpoint_{k}", type=mujoco.mjtGeom.mjGEOM_SPHERE,
+                                pos=(x, y, 1.0), size=(0.05, 0, 0), contype=0, conaffinity=0,
+                                rgba=(0.9, 0.2, 0.2, 1.0), group=1)
+
+
+SCENES = {"stair": add_stairs, "slide": add_slide, "crawl": add_tunnel, "pole": add_poles,
+          "hurdle": add_hurdles, "maze": add_maze}
+# The geoms whose contact with the robot discounts a task's reward (HumanoidBench's rules):
+# pole: any pole; hurdle: the three barriers; maze: any block.
+PENALISED = {"pole": "pole_", "hurdle": "_barrier", "maze": "block_"}
