@@ -163,8 +163,8 @@ TRAIN_PRESETS: dict[str, tuple[str, TrainConfig]] = {
                            paper_config("metaworld-mt10", "brc-64m", "envpool")),
     "metaworld-mt50-64m": ("MetaWorld MT50 (EnvPool), 64M-param critics",
                            paper_config("metaworld-mt50", "brc-64m", "envpool")),
-    "humanoidbench-h1-64m": ("HumanoidBench H1 walk/stand/run/stair/slide (MJX), 64M-param "
-                             "critics, for a GPU",
+    "humanoidbench-h1-64m": ("BRC's nine HumanoidBench H1 tasks (MJX), 64M-param critics, "
+                             "for a GPU",
                              paper_config("humanoidbench-h1", "brc-64m", "mjx", envs_per_task=16)),
     "humanoidbench-h1-cpu": ("HumanoidBench H1 walk/stand/run on MJX, the cpu-default learner",
                              HUMANOIDBENCH_H1_CPU),

@@ -338,9 +338,10 @@ SUITES: dict[str, tuple[str, ...]] = {
         "dmc/finger-turn_easy", "dmc/finger-turn_hard", "dmc/fish-swim", "dmc/hopper-stand",
         "dmc/hopper-hop",
     ),
-    # The H1 (no hands) tasks made so far (walk, stand, run, stair, slide); HumanoidBench's other
-    # h1 tasks (sit, crawl, pole, hurdle, maze) need whole-body contact (envs/README.md).
-    "humanoidbench-h1": tuple(t.name for t in TASKS.values() if t.suite == "humanoidbench"),
+    # BRC's nine HumanoidBench H1 (no hands) tasks, and every H1 task made here
+    "humanoidbench-h1": tuple(f"humanoidbench/h1-{t}" for t in (
+        "walk", "stand", "run", "stair", "crawl", "pole", "slide", "hurdle", "maze")),
+    "humanoidbench-h1-all": tuple(t.name for t in TASKS.values() if t.suite == "humanoidbench"),
     "humanoidbench-h1-walk-stand-run": (
         "humanoidbench/h1-walk", "humanoidbench/h1-stand", "humanoidbench/h1-run",
     ),

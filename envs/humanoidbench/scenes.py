@@ -22,9 +22,13 @@ here generated from the same numbers); they also touch the H1's body primitives
 
 - `crawl`: a tunnel from x = 2.2 to 18.2: side walls (inner faces y = +-1.15) 1.55 m high under
   a 0.4 m thick roof whose underside is 1.15 m above the floor.
-- `pole`: 41 rows of poles (cylinders of radius 0.05, 2 m high) at x = 1, 2, ... 41; odd rows
-  at y = +-0.75, +-2.25, even rows at y = 0, +-1.5; side barriers (inner faces y = +-3.0, 2 m
-  high) from x = -0.75 to 40.75 and a back barrier at x = -0.6.
+- `pole`: 41 rows of poles (radius 0.05, 2 m high) at x = 1, 2, ... 41; odd rows at
+  y = +-0.75, +-2.25, even rows at y = 0, +-1.5; side barriers (inner faces y = +-3.0, 2 m
+  high) from x = -0.75 to 40.75 and a back barrier at x = -0.6. HumanoidBench's poles are
+  cylinders; here they are capsules spanning the same 0-2 m (rounded in their last 5 cm at
+  each end), because MJX's capsule-cylinder and sphere-cylinder contacts are not CPU
+  MuJoCo's (next-state velocities 0.1-0.5 apart after a touch, measured), while its
+  capsule-capsule and sphere-capsule contacts are.
 - `hurdle`: ten hurdles (0.375 m high, 6 cm deep, 10 m wide) at x = 7, 14, ... 70; side
   barriers (inner faces y = +-4.45) from x = -0.5 to 70.5, a back barrier at x = -0.525.
 - `maze`: a 7 x 7 grid of 1.5 m cells with 1.2 m high blocks (`MAZE` below, row 0 at the
@@ -89,6 +93,7 @@ def add_tunnel(spec: mujoco.MjSpec) -> None:
 
 
 POLE_ROWS = 41
+POLE_RADIUS = 0.05
 POLE_Y = ((2.25, 0.75, -0.75, -2.25), (1.5, 0.0, -1.5))  # odd rows, even rows
 
 
@@ -101,9 +106,11 @@ def add_poles(spec: mujoco.MjSpec) -> None:
     _box(spec.worldbody, (20.0, -3.15, 1.0), (20.75, 0.15, 1.0), WALL_RGBA, "left_barrier")
     _box(spec.worldbody, (20.0, 3.15, 1.0), (20.75, 0.15, 1.0), WALL_RGBA, "right_barrier")
     _box(spec.worldbody, (-0.6, 0.0, 1.0), (0.15, 3.0, 1.0), WALL_RGBA, "behind_barrier")
-    for k, (x, y) in enumerate(pole_positions()):
-        _geom(spec.worldbody, mujoco.mjtGeom.mjGEOM_CYLINDER, (x, y, 1.0), (0.05, 1.0, 0.0),
-              OBSTACLE_RGBA, f"pole_{k}")
+    for k, (x, y) in enumerate(pole_positions()):  # capsules from z = 0 to 2 (see above)
+        spec.worldbody.add_geom(
+            name=f"pole_{k}", type=mujoco.mjtGeom.mjGEOM_CAPSULE, size=(POLE_RADIUS, 0, 0),
+            fromto=(x, y, POLE_RADIUS, x, y, 2.0 - POLE_RADIUS), contype=TERRAIN_BIT,
+            conaffinity=_SCENE_AFFINITY, density=0.0, rgba=OBSTACLE_RGBA)
 
 
 HURDLE_X = tuple(7.0 * k for k in range(1, 11))
