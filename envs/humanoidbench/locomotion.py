@@ -238,14 +238,16 @@ class H1Locomotion:
     observation_size = 51
     dt = N_SUBSTEPS * 0.002  # seconds per env step (50 Hz)
 
-    def __init__(self, task: str, impl: str = "jax"):
+    def __init__(self, task: str, impl: str = "jax", whole_body: bool | None = None):
+        """``whole_body``: the model's contact (``h1.build_spec``); None: the task's own."""
         from mujoco import mjx
 
         if task not in TASKS:
             raise ValueError(f"unknown HumanoidBench h1 task {task!r}; expected one of "
                              f"{', '.join(TASKS)}")
         self.task = TASKS[task]
-        self.mj_model = h1.h1_model(scene=self.task.scene, whole_body=self.task.whole_body)
+        self.whole_body = self.task.whole_body if whole_body is None else whole_body
+        self.mj_model = h1.h1_model(scene=self.task.scene, whole_body=self.whole_body)
         self.mjx_model = mjx.put_model(self.mj_model, impl=impl)
         self._impl = impl
         m = self.mj_model
