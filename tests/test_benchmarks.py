@@ -86,3 +86,12 @@ def test_rebuilt_brax_update_does_the_work_of_brax_sac():
     # XLA's count adds the elementwise work (LayerNorm, tanh, Adam): a few percent at this width.
     assert matmul_flops <= costs["brax"]["flops"] <= 1.05 * matmul_flops
     assert costs["ours"]["seconds"] > 0 and costs["brax"]["seconds"] > 0
+
+
+def test_h1_contact_and_random_policy_refuse_unknown_tasks_before_compiling():
+    from benchmarks import h1_contact, random_policy
+
+    with pytest.raises(SystemExit, match="unknown H1 task"):
+        h1_contact.main(h1_contact.Config(tasks=("walk", "jog")))
+    with pytest.raises(ValueError, match="no-such-task"):
+        random_policy.main(random_policy.Config(tasks=("dmc/no-such-task",)))
