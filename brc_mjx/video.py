@@ -78,6 +78,22 @@ def first_episode(qpos: np.ndarray, ended: np.ndarray) -> np.ndarray:
     return qpos[:stop]
 
 
+def moving_extent(model) -> float:
+    """Radius of the bodies that move (not welded to the world) at the model's reference pose,
+    around their mean position: what a tracking camera must keep in view. A scene's static
+    geoms (a 70 m hurdle track) do not count, as they do in ``model.stat.extent``."""
+    import mujoco
+
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    moving = [i for i in range(model.ngeom) if model.body_weldid[model.geom_bodyid[i]] != 0]
+    if not moving:
+        return float(model.stat.extent)
+    pos = data.geom_xpos[moving]
+    centre = pos.mean(axis=0)
+    return float(np.max(np.linalg.norm(pos - centre, axis=1) + model.geom_rbound[moving]))
+
+
 def render(renderable, qpos: np.ndarray, width: int = 256, height: int = 192,
            max_frames: int = 150) -> tuple[np.ndarray, float]:
     """Draw every k-th qpos of `renderable.model` (at most `max_frames`); returns
@@ -91,10 +107,10 @@ def render(renderable, qpos: np.ndarray, width: int = 256, height: int = 192,
     if model.ncam > 0:  # the model's own first camera (DM Control's tracking views)
         camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
         camera.fixedcamid = 0
-    else:  # follow the first body, from the side
+    else:  # follow the first body, from the side, at a distance fitting the moving bodies
         camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
         camera.trackbodyid = 1 if model.nbody > 1 else 0
-        camera.distance = float(model.stat.extent) + 1.5
+        camera.distance = moving_extent(model) + 1.5
         camera.azimuth, camera.elevation = 90.0, -15.0
     frames = []
     with mujoco.Renderer(model, height, width) as renderer:

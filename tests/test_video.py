@@ -103,3 +103,21 @@ def test_videos_off_is_one_line_when_no_task_can_be_drawn(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "videos off: no task can be drawn" in out
     assert not os.path.exists(tmp_path / "run" / "videos")
+
+
+def test_tracking_distance_ignores_the_static_scene():
+    """A 0.1 m ball and a capsule 0.5 m from it, on a 100 m static track: the tracking camera
+    frames the moving bodies (radius around their mean: 0.25 + 0.1), not the track."""
+    import mujoco
+
+    from brc_mjx.video import moving_extent
+
+    model = mujoco.MjModel.from_xml_string("""
+    <mujoco><worldbody>
+      <geom type="box" size="50 2 0.1" pos="50 0 0"/>
+      <body pos="0 0 1"><freejoint/><geom type="sphere" size="0.1"/>
+        <body pos="0.5 0 0"><joint type="hinge"/><geom type="sphere" size="0.1"/></body>
+      </body>
+    </worldbody></mujoco>""")
+    assert model.stat.extent > 40
+    assert moving_extent(model) == pytest.approx(0.35)
