@@ -100,7 +100,7 @@ def _mjx_step(task="walk"):
     @jax.jit
     def step(data, action):
         data = env.physics(data, action)
-        return env.readings(data), env._obs(data), data.qpos[2]
+        return env.readings(data), env._obs(data, jnp.zeros(3)), data.qpos[2]
 
     return env, step
 

@@ -17,6 +17,7 @@ from envs.humanoidbench import h1 as h1_lib
 from envs.humanoidbench.locomotion import Readings, maze_reward, reward
 
 INF = float("inf")
+PENALTY = ("pole", "hurdle", "maze")  # tasks whose reward a contact discounts
 
 
 def _ray(m, origin, direction):
@@ -88,7 +89,8 @@ def _readings(**kw):
     base = dict(head_height=1.7, torso_upright=1.0, com_velocity=jnp.zeros(3),
                 actuator_force=jnp.zeros(19), left_foot_height=0.0, right_foot_height=0.0,
                 imu=jnp.array([0.0, 0.0, 1.2]), pelvis_quat=jnp.array([1.0, 0, 0, 0]),
-                pelvis_xy=jnp.zeros(2), penalised_contact=jnp.array(False))
+                pelvis_xy=jnp.zeros(2), penalised_contact=jnp.array(False), pelvis_upright=1.0,
+                left_hand=jnp.zeros(3), robot_qvel=jnp.zeros(25))
     base.update(kw)
     return Readings(**{k: jnp.asarray(v, jnp.float32) if k != "penalised_contact" else v
                        for k, v in base.items()})
@@ -170,6 +172,12 @@ def numpy_reward(m, d, task, stage):
                       value_at_margin=0))
 
     imu = d.site("imu").xpos
+    if task == "reach":  # reach.py
+        hand_dist = np.sqrt(np.square(d.site("left_hand").xpos - REACH_GOAL).sum())
+        healthy = d.xmat[1, -1] * 5.0
+        motion = np.square(d.qvel[:25]).sum()
+        return (healthy - 0.0001 * motion + (5 if hand_dist < 1 else 0)
+                + (10 if hand_dist < 0.05 else 0)), stage
     if task == "crawl":
         crawling_head = tol(head, bounds=(0.6, 1.0), margin=1)
         crawling = tol(imu[2], bounds=(0.6, 1.0), margin=1)
@@ -215,11 +223,13 @@ def _mjx_step(task):
 
 # Start poses (x, y) next to what the task's reward penalises or, for crawl, at the tunnel's
 # mouth: a pole 10 cm ahead of the torso, 25 cm from a barrier, 25 cm from a maze block.
-STARTS = {"crawl": (1.9, 0.0), "pole": (0.85, 0.75), "hurdle": (0.5, 4.2), "maze": (0.0, -0.45)}
+STARTS = {"crawl": (1.9, 0.0), "pole": (0.85, 0.75), "hurdle": (0.5, 4.2), "maze": (0.0, -0.45),
+          "reach": (0.0, 0.0)}
+REACH_GOAL = np.array([0.3, 0.35, 0.9])  # about 0.5 m from the left hand at the keyframe
 
 
 @pytest.mark.slow  # ~1-2 min each on 2 cores (CI runs the slow suite)
-@pytest.mark.parametrize("task", ["crawl", "pole", "hurdle", "maze"])
+@pytest.mark.parametrize("task", ["crawl", "pole", "hurdle", "maze", "reach"])
 def test_obstacle_reward_parity_with_cpu_mujoco(task):
     """From the same CPU state and a fixed random action sequence, per step: MJX's next state,
     reward and maze stage == CPU MuJoCo's next state and HumanoidBench's reward on it, with the
@@ -244,10 +254,11 @@ def test_obstacle_reward_parity_with_cpu_mujoco(task):
     d.qpos[:] += rng.uniform(-0.01, 0.01, m.nq)
     mujoco.mj_forward(m, d)
     body = {i for i in range(m.ngeom) if m.geom_contype[i] == h1_lib.BODY_BIT}
-    stage, body_contacts, discounted, diverged = 0, 0, 0, 0
+    stage, body_contacts, discounted, diverged, close = 0, 0, 0, 0, 0
     for a in rng.uniform(-1, 1, (30, m.nu)):
-        state = State(data=mjx.put_data(m, d, impl="jax"), obs=jnp.zeros(51),
-                      reward=jnp.zeros(()), done=jnp.zeros(()), stage=jnp.int32(stage))
+        state = State(data=mjx.put_data(m, d, impl="jax"), obs=jnp.zeros(env.observation_size),
+                      reward=jnp.zeros(()), done=jnp.zeros(()), stage=jnp.int32(stage),
+                      goal=jnp.asarray(REACH_GOAL, jnp.float32))
         nxt = step(state, jnp.asarray(a, jnp.float32))
         low, high = m.actuator_ctrlrange.T
         d.ctrl[:] = (a + 1) / 2 * (high - low) + low
@@ -256,17 +267,22 @@ def test_obstacle_reward_parity_with_cpu_mujoco(task):
             body_contacts += sum(int(c.geom1 in body or c.geom2 in body)
                                  for c in d.contact[:d.ncon])
         want, new_stage = numpy_reward(m, d, task, stage)
-        if np.abs(np.asarray(nxt.obs) - np.concatenate([d.qpos, d.qvel])).max() > 2e-3:
+        close += int(task == "reach" and np.linalg.norm(d.site("left_hand").xpos - REACH_GOAL) < 1)
+        cpu_obs = [d.qpos, d.qvel] + ([d.site("left_hand").xpos, REACH_GOAL] if task == "reach"
+                                      else [])
+        if np.abs(np.asarray(nxt.obs) - np.concatenate(cpu_obs)).max() > 2e-3:
             diverged += 1
         else:
             np.testing.assert_allclose(float(nxt.reward), want, rtol=2e-3, atol=1e-4)
             assert int(nxt.stage) == new_stage
-            discounted += int(task != "crawl" and want < 0.1 * 1.0001 and bool(jax.device_get(
+            discounted += int(task in PENALTY and want < 0.1 * 1.0001 and bool(jax.device_get(
                 env.readings(nxt.data).penalised_contact)))
         stage = new_stage
     assert diverged <= 3, diverged
+    if task == "reach":  # the hand came within 1 m of the goal: the +5 was paid and compared
+        assert close > 0
     assert body_contacts > 0
-    if task != "crawl":
+    if task in PENALTY:
         assert discounted > 0
 
 
@@ -274,8 +290,34 @@ def test_registry_and_suites():
     nine = envs.SUITES["humanoidbench-h1"]
     assert set(nine) == {f"humanoidbench/h1-{t}" for t in (
         "walk", "stand", "run", "stair", "crawl", "pole", "slide", "hurdle", "maze")}
-    assert set(nine) <= set(envs.SUITES["humanoidbench-h1-all"])
+    assert set(envs.SUITES["humanoidbench-h1-all"]) == set(nine) | {"humanoidbench/h1-reach"}
     scores = envs.normalised_scores(["humanoidbench/h1-maze", "humanoidbench/h1-crawl"],
                                     [106.441 + 0.5 * (1200 - 106.441), 700.0])
     assert scores["humanoidbench/h1-maze"] == pytest.approx(0.5)
     assert scores["humanoidbench/h1-crawl"] == pytest.approx(1.0)
+
+
+def test_reach_reward_hand_worked_and_its_goal():
+    from envs.humanoidbench.locomotion import reach_reward
+
+    # upright pelvis (5), no motion; the hand 0.5 m from the goal: +5; 3 cm: +5 +10; joint
+    # speeds 10 rad/s on 4 joints cost 1e-4 * 400 = 0.04; a pelvis tilted to zz 0.5 gives 2.5
+    goal = jnp.array([0.5, 0.0, 1.0])
+    still = _readings(pelvis_upright=1.0, left_hand=jnp.array([0.0, 0.0, 1.0]),
+                      robot_qvel=jnp.zeros(25))
+    assert float(reach_reward(still, goal)) == pytest.approx(10.0)
+    near = still.replace(left_hand=jnp.array([0.47, 0.0, 1.0]))
+    assert float(reach_reward(near, goal)) == pytest.approx(20.0)
+    moving = still.replace(robot_qvel=jnp.zeros(25).at[:4].set(10.0),
+                           left_hand=jnp.array([2.0, 0.0, 1.0]), pelvis_upright=0.5)
+    assert float(reach_reward(moving, goal)) == pytest.approx(2.5 - 0.04, rel=1e-5)
+    # the goal is drawn per reset inside HumanoidBench's box and observed after the left hand
+    env = H1Locomotion("reach")
+    states = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.key(0), 64))
+    goals = np.asarray(states.goal)
+    assert env.observation_size == 57 and states.obs.shape == (64, 57)
+    assert np.all(goals >= [-2, -2, 0.2]) and np.all(goals <= [2, 2, 2.0])
+    assert goals.std(0).min() > 0.3  # spread over the box, not one point
+    np.testing.assert_array_equal(states.obs[:, 54:], goals)
+    hand = np.asarray(states.data.site_xpos[:, env.mj_model.site("left_hand").id])
+    np.testing.assert_allclose(states.obs[:, 51:54], hand)

@@ -88,6 +88,7 @@ ANKLE_INERTIAL = (
     (0.048568, 0.0, -0.045609), (0.489385, 0.510394, 0.510394, 0.489385), 0.552448,
     (0.00362, 0.00355701, 0.000149987),
 )
+HAND_SITE = (0.31, 0.0, -0.01)  # HumanoidBench's `left_hand` / `right_hand` (elbow-link frame)
 TOTAL_MASS = 51.65  # kg, the Menagerie / HumanoidBench H1 without hands (rounded)
 
 
@@ -151,6 +152,8 @@ def build_spec(visual: bool = False, scene: str = "", whole_body: bool = False) 
                 ankle.add_geom(name=f"{side}_foot_sphere{k}", type=mujoco.mjtGeom.mjGEOM_SPHERE,
                                size=(FOOT_RADIUS, 0, 0), pos=pos, contype=TERRAIN_BIT,
                                conaffinity=TERRAIN_BIT, density=0.0, group=3)
+    for side in ("left", "right"):  # HumanoidBench's hand sites, at the end of each forearm
+        spec.body(f"{side}_elbow_link").add_site(name=f"{side}_hand", pos=HAND_SITE)
     torso = spec.body("torso_link")
     torso.add_site(name="head", pos=(0.0, 0.0, 0.7))
     if whole_body:

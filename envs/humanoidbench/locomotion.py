@@ -83,6 +83,9 @@ class Readings:
     pelvis_quat: Any = None  # (4,) body "pelvis" xquat
     pelvis_xy: Any = None  # (2,) body "pelvis" xpos x, y
     penalised_contact: Any = None  # () bool: the robot touches a penalised geom (PENALISED)
+    pelvis_upright: Any = None  # body "pelvis" xmat zz
+    left_hand: Any = None  # (3,) site "left_hand"
+    robot_qvel: Any = None  # (25,) qvel
 
 
 def _small_control(readings: Readings) -> jax.Array:
@@ -139,13 +142,26 @@ def reward(readings: Readings, task: LocomotionTask) -> jax.Array:
     if task.kind == "hurdle":
         return (small_control * _stand(readings, 0.8) * _move(velocity, task.move_speed)
                 * _discount(readings))
-    if task.kind == "maze":
-        raise ValueError("the maze's reward depends on its stage: use maze_reward")
+    if task.kind in ("maze", "reach"):
+        raise ValueError(f"the {task.kind} reward depends on the env state: use {task.kind}_reward")
     stand = _stand(readings, 0.9)
     if task.move_speed == 0:
         dont_move = tolerance(readings.com_velocity[..., :2], 0.0, 0.0, margin=2.0).mean(-1)
         return small_control * stand * dont_move
     return small_control * stand * _move(velocity, task.move_speed)
+
+
+# Reach (HumanoidBench's `Reach`): a target for the left hand, drawn at reset and observed.
+REACH_LOW, REACH_HIGH = (-2.0, -2.0, 0.2), (2.0, 2.0, 2.0)
+
+
+def reach_reward(readings: Readings, goal: jax.Array) -> jax.Array:
+    """HumanoidBench's reach reward: 5 x the pelvis's z-axis z (healthy), minus 1e-4 x the
+    squared joint speeds, +5 with the left hand within 1 m of the goal, +10 within 5 cm."""
+    distance = jnp.linalg.norm(readings.left_hand - goal, axis=-1)
+    motion = jnp.sum(readings.robot_qvel**2, axis=-1)
+    return (5.0 * readings.pelvis_upright - 1e-4 * motion + jnp.where(distance < 1.0, 5.0, 0.0)
+            + jnp.where(distance < 0.05, 10.0, 0.0))
 
 
 # The maze (HumanoidBench's `Maze`): checkpoints to pass in order, and the direction to move in
@@ -217,6 +233,8 @@ TASKS = {
                              whole_body=True),
     "maze": LocomotionTask("maze", MAZE_SPEED, 106.441, 1200.0, scene="maze", kind="maze",
                            whole_body=True),
+    "reach": LocomotionTask("reach", 0.0, 260.302, 12000.0, kind="reach", whole_body=True,
+                            end_when=("", 0.0)),
 }
 
 
@@ -229,13 +247,13 @@ class State:
     reward: jax.Array  # ()
     done: jax.Array  # () float32, 1 when terminated
     stage: jax.Array  # () int32: the maze's stage (checkpoints passed); 0 in the other tasks
+    goal: jax.Array  # (3,) reach's target for the left hand; zeros in the other tasks
 
 
 class H1Locomotion:
     """An unbatched H1 task with Playground's `reset(key)` / `step(state, action)` API."""
 
     episode_length = 1000
-    observation_size = 51
     dt = N_SUBSTEPS * 0.002  # seconds per env step (50 Hz)
 
     def __init__(self, task: str, impl: str = "jax", whole_body: bool | None = None):
@@ -252,6 +270,8 @@ class H1Locomotion:
         self._impl = impl
         m = self.mj_model
         self.action_size = int(m.nu)
+        # qpos + qvel (51); reach adds the left hand's position and the goal (57)
+        self.observation_size = 57 if self.task.kind == "reach" else 51
         self._ctrl_low = jnp.asarray(m.actuator_ctrlrange[:, 0], jnp.float32)
         self._ctrl_high = jnp.asarray(m.actuator_ctrlrange[:, 1], jnp.float32)
         self._qpos0 = jnp.asarray(m.key_qpos[0], jnp.float32)
@@ -260,6 +280,7 @@ class H1Locomotion:
         self._feet = (m.site("left_foot").id, m.site("right_foot").id)
         self._imu = m.site("imu").id
         self._pelvis = m.body("pelvis").id
+        self._left_hand = m.site("left_hand").id
         sensor = m.sensor("pelvis_subtreelinvel")
         self._vel = slice(int(m.sensor_adr[sensor.id]), int(m.sensor_adr[sensor.id]) + 3)
         self._penalised = penalised_geoms(m, self.task.scene)
@@ -287,21 +308,33 @@ class H1Locomotion:
             pelvis_quat=data.xquat[self._pelvis],
             pelvis_xy=data.xpos[self._pelvis, :2],
             penalised_contact=penalised,
+            pelvis_upright=data.xmat[self._pelvis, 2, 2],
+            left_hand=data.site_xpos[self._left_hand],
+            robot_qvel=data.qvel[:25],
         )
 
-    def _obs(self, data: Any) -> jax.Array:
-        return jnp.concatenate([data.qpos, data.qvel]).astype(jnp.float32)
+    def _obs(self, data: Any, goal: jax.Array) -> jax.Array:
+        parts = [data.qpos, data.qvel]
+        if self.task.kind == "reach":
+            parts += [data.site_xpos[self._left_hand], goal]
+        return jnp.concatenate(parts).astype(jnp.float32)
 
     def reset(self, key: jax.Array) -> State:
         from mujoco import mjx
 
+        reach = self.task.kind == "reach"
+        # reach splits the key for its goal; the other tasks draw their noise from `key` itself
+        noise_key, goal_key = jax.random.split(key) if reach else (key, key)
         qpos = self._qpos0 + jax.random.uniform(
-            key, self._qpos0.shape, minval=-RESET_NOISE, maxval=RESET_NOISE)
+            noise_key, self._qpos0.shape, minval=-RESET_NOISE, maxval=RESET_NOISE)
         data = mjx.make_data(self.mjx_model, impl=self._impl).replace(qpos=qpos)
         data = mjx.forward(self.mjx_model, data)
+        goal = (jax.random.uniform(goal_key, (3,), minval=jnp.asarray(REACH_LOW),
+                                   maxval=jnp.asarray(REACH_HIGH))
+                if reach else jnp.zeros(3))
         zero = jnp.zeros((), jnp.float32)
-        return State(data=data, obs=self._obs(data), reward=zero, done=zero,
-                     stage=jnp.zeros((), jnp.int32))
+        return State(data=data, obs=self._obs(data, goal), reward=zero, done=zero,
+                     stage=jnp.zeros((), jnp.int32), goal=goal)
 
     def physics(self, data: Any, action: jax.Array) -> Any:
         """Scale `action` in [-1, 1] onto the control ranges and take the 10 substeps."""
@@ -316,6 +349,8 @@ class H1Locomotion:
         readings = self.readings(data)
         if self.task.kind == "maze":
             r, stage = maze_reward(readings, state.stage)
+        elif self.task.kind == "reach":
+            r, stage = reach_reward(readings, state.goal), state.stage
         else:
             r, stage = reward(readings, self.task), state.stage
         reading, threshold = self.task.end_when
@@ -325,8 +360,8 @@ class H1Locomotion:
             done = data.qpos[2] < threshold
         else:
             done = jnp.zeros((), bool)
-        return State(data=data, obs=self._obs(data), reward=r.astype(jnp.float32),
-                     done=done.astype(jnp.float32), stage=stage)
+        return State(data=data, obs=self._obs(data, state.goal), reward=r.astype(jnp.float32),
+                     done=done.astype(jnp.float32), stage=stage, goal=state.goal)
 
 
 def penalised_geoms(m, scene: str) -> np.ndarray:
