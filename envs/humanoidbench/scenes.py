@@ -49,13 +49,14 @@ OBSTACLE_RGBA = (0.62, 0.55, 0.45, 1.0)
 _SCENE_AFFINITY = TERRAIN_BIT | BODY_BIT
 
 
-def _geom(parent, kind, pos, size, rgba, name=""):
-    parent.add_geom(name=name, type=kind, pos=pos, size=size, contype=TERRAIN_BIT,
-                    conaffinity=_SCENE_AFFINITY, density=0.0, rgba=rgba)
+def _geom(parent, kind, rgba, name="", **placement):
+    """A static scene geom (``placement``: pos / size / fromto / meshname)."""
+    parent.add_geom(name=name, type=kind, contype=TERRAIN_BIT, conaffinity=_SCENE_AFFINITY,
+                    density=0.0, rgba=rgba, **placement)
 
 
 def _box(parent, pos, size, rgba=TERRAIN_RGBA, name=""):
-    _geom(parent, mujoco.mjtGeom.mjGEOM_BOX, pos, size, rgba, name)
+    _geom(parent, mujoco.mjtGeom.mjGEOM_BOX, rgba, name, pos=pos, size=size)
 
 
 def add_stairs(spec: mujoco.MjSpec) -> None:
@@ -77,9 +78,8 @@ def add_slide(spec: mujoco.MjSpec) -> None:
     spec.add_mesh(name="slide", uservert=list(SLIDE_VERTICES))
     slides = spec.worldbody.add_body(name="slides")
     for k in range(9):
-        slides.add_geom(type=mujoco.mjtGeom.mjGEOM_MESH, meshname="slide",
-                        pos=(10.0 * k, 0.0, 0.0), contype=TERRAIN_BIT, conaffinity=_SCENE_AFFINITY,
-                        density=0.0, rgba=TERRAIN_RGBA)
+        _geom(slides, mujoco.mjtGeom.mjGEOM_MESH, TERRAIN_RGBA, meshname="slide",
+              pos=(10.0 * k, 0.0, 0.0))
     _box(spec.worldbody, (48.85, -5.15, 4.0), (53.0, 0.15, 4.0), WALL_RGBA)
     _box(spec.worldbody, (48.85, 5.15, 4.0), (53.0, 0.15, 4.0), WALL_RGBA)
     _box(spec.worldbody, (-4.0, 0.0, 4.0), (0.15, 5.15, 4.0), WALL_RGBA)
@@ -107,10 +107,8 @@ def add_poles(spec: mujoco.MjSpec) -> None:
     _box(spec.worldbody, (20.0, 3.15, 1.0), (20.75, 0.15, 1.0), WALL_RGBA, "right_barrier")
     _box(spec.worldbody, (-0.6, 0.0, 1.0), (0.15, 3.0, 1.0), WALL_RGBA, "behind_barrier")
     for k, (x, y) in enumerate(pole_positions()):  # capsules from z = 0 to 2 (see above)
-        spec.worldbody.add_geom(
-            name=f"pole_{k}", type=mujoco.mjtGeom.mjGEOM_CAPSULE, size=(POLE_RADIUS, 0, 0),
-            fromto=(x, y, POLE_RADIUS, x, y, 2.0 - POLE_RADIUS), contype=TERRAIN_BIT,
-            conaffinity=_SCENE_AFFINITY, density=0.0, rgba=OBSTACLE_RGBA)
+        _geom(spec.worldbody, mujoco.mjtGeom.mjGEOM_CAPSULE, OBSTACLE_RGBA, f"pole_{k}",
+              size=(POLE_RADIUS, 0, 0), fromto=(x, y, POLE_RADIUS, x, y, 2.0 - POLE_RADIUS))
 
 
 HURDLE_X = tuple(7.0 * k for k in range(1, 11))
