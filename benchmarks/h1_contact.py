@@ -6,7 +6,8 @@ whole-body, for every H1 task at each batch size, in one run.
 
 Each (task, contact, num_envs) builds the task's MJX env with that contact model
 (``H1Locomotion(task, whole_body=...)``; the task's own reward and scene either way), batches it
-with the MJX backend (auto-reset included) and times it with ``benchmarks.env_only.time_env``
+into the ``Env`` that ``envs.make`` builds (MJX backend with auto-reset, multi-task wrapper) and
+times it with ``benchmarks.env_only.time_env``
 (compile apart, one warm-up, one timed rollout of random actions). One JSON row per
 configuration goes to ``benchmarks/results/h1_contact.jsonl``.
 """
@@ -15,10 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, NamedTuple
 
-import jax
-import jax.numpy as jnp
 import tyro
 
 from benchmarks.common import RESULTS_DIR, append_row, row_header
@@ -37,32 +35,10 @@ class Config:
     out: Path = RESULTS
 
 
-class _Step(NamedTuple):
-    state: Any
-    reward: jax.Array
-
-
-class _Batched:
-    """The MJX backend of one env in the shape ``time_env`` steps (reset, step, .reward)."""
-
-    discrete = False
-
-    def __init__(self, backend):
-        self.backend, self.num_envs, self.action_dim = (backend, backend.num_envs,
-                                                        backend.action_dim)
-
-    def reset(self, key):
-        state, _ = self.backend.reset(key)
-        return _Step(state, jnp.zeros((self.num_envs,), jnp.float32))
-
-    def step(self, step: _Step, action):
-        out = self.backend.step(step.state, action)
-        return _Step(out.state, out.reward)
-
-
 def main(cfg: Config) -> list[dict]:
     from envs.humanoidbench import TASKS, H1Locomotion
     from envs.mjx_backend import make_mjx_backend
+    from envs.multitask import make_multitask
 
     tasks = cfg.tasks or tuple(TASKS)
     unknown = [t for t in tasks if t not in TASKS]
@@ -74,7 +50,10 @@ def main(cfg: Config) -> list[dict]:
         for whole_body in (False, True):
             env = H1Locomotion(task, whole_body=whole_body)
             for n in cfg.num_envs:
-                batched = _Batched(make_mjx_backend(env, n, env.episode_length))
+                batched = make_multitask(  # the Env envs.make builds, with this contact
+                    [f"humanoidbench/h1-{task}"], ["mjx"],
+                    [make_mjx_backend(env, n, env.episode_length)], [env.episode_length],
+                    [False])
                 timing = time_env(batched, max(8, cfg.env_steps // n))
                 row = dict(row_header("h1_contact"), task=f"humanoidbench/h1-{task}",
                            contact="whole-body" if whole_body else "feet-only",
