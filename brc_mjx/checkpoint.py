@@ -168,19 +168,21 @@ def _restore_step(manager, step: int, abstract_state, config: dict | None):
     return jax.tree.unflatten(treedef, restored)
 
 
-def _set_aside(manager: ocp.CheckpointManager, steps: list[int]) -> None:
-    """Rename unreadable checkpoints to ``<step>.unreadable`` so the resumed run can write its own
+def _set_aside(manager: ocp.CheckpointManager, steps: list[int], why: str = "unreadable") -> None:
+    """Rename checkpoints to ``<step>.<why>-<time>`` so the resumed run can write its own
     checkpoints under those numbers (nothing is deleted; process 0 renames on shared storage)."""
     if jax.process_index() == 0:
         for step in steps:
             path = os.path.join(str(manager.directory), str(step))
-            os.replace(path, f"{path}.unreadable-{int(time.time())}")
-            print(f"warning: moved the unreadable checkpoint {step} to {path}.unreadable-*")
+            os.replace(path, f"{path}.{why}-{int(time.time())}")
+            print(f"warning: moved the {why} checkpoint {step} to {path}.{why}-*")
     manager.reload()
 
 
-def restore_latest(manager: ocp.CheckpointManager, abstract_state, config: dict | None = None):
-    """Restore the newest readable checkpoint.
+def restore_latest(manager: ocp.CheckpointManager, abstract_state, config: dict | None = None,
+                   at_most: int | None = None):
+    """Restore the newest readable checkpoint (at or before ``at_most``, if given: newer ones
+    are set aside as ``<step>.ahead-<time>``).
 
     Args:
       manager: the run's manager.
@@ -196,6 +198,9 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state, config: dict 
       NoReadableCheckpoint: if checkpoints exist but none can be read.
     """
     steps = sorted(manager.all_steps(), reverse=True)
+    if at_most is not None and steps and steps[0] > at_most:
+        _set_aside(manager, [s for s in steps if s > at_most], "ahead")
+        steps = [s for s in steps if s <= at_most]
     errors = []
     for step in steps:
         try:

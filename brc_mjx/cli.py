@@ -158,6 +158,9 @@ def train_main(argv: list[str] | None = None) -> int:
         return 1
     if "eval/mean_return" in result:
         Console().print(f"final eval mean return {result['eval/mean_return']:.1f}")
+    for k, record in enumerate(result.get("members", [])):
+        if "eval/mean_return" in record:
+            Console().print(f"member-{k}: final eval mean return {record['eval/mean_return']:.1f}")
     return 0
 
 

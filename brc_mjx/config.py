@@ -248,6 +248,25 @@ class WandbConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PopulationConfig:
+    """Many runs trained together in one compiled program (``brc_mjx.population``): every
+    combination of a seed and a swept setting is a member, with its own parameters, optimisers,
+    replay, normaliser, envs and key, and its own run directory ``run_dir/member-<k>``."""
+
+    seeds: tuple[int, ...] = ()
+    """Seeds of the members (empty and size 0: one run with --seed)."""
+    size: int = 0
+    """Members with seeds seed, seed + 1, ..., seed + size - 1 (instead of --population.seeds)."""
+    sweep: tuple[str, ...] = ()
+    """Settings the members differ in, each ``field=v1,v2,...`` (e.g. ``learner.tau=0.005,0.02``):
+    learner settings that change no shape (``brc_mjx.population.SWEEPABLE``); every combination
+    runs with every seed."""
+    vectorize: bool = True
+    """Step the members of a setting as one batched program (``vmap``). False: one after another
+    inside the program (``lax.map``): slower, and bit-identical to single runs on a CPU."""
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """A full BRC training run. Env-step budgets count transitions per task."""
 
@@ -315,6 +334,8 @@ class TrainConfig:
     """Options of --init-from / --replay-from."""
     wandb: WandbConfig = dataclasses.field(default_factory=WandbConfig)
     """Weights & Biases logging (--wandb.enabled)."""
+    population: PopulationConfig = dataclasses.field(default_factory=PopulationConfig)
+    """Train several seeds / settings as one program (--population.seeds 0 1 2)."""
     profile: bool = False
     """Capture a jax.profiler trace of a few steady-state epochs into run_dir/profile."""
     distributed: bool = False

@@ -92,6 +92,12 @@ def write_curves(run_dir: str) -> None:
     os.replace(tmp, os.path.join(run_dir, "curves.png"))  # a reader never sees half a file
 
 
+def whole(state):
+    """The ``TrainState`` a hook was given: itself, or a population member's whole state (a
+    ``population.MemberState`` view slices its fields only when they are read)."""
+    return state.whole() if hasattr(state, "whole") else state
+
+
 # --- hooks: what happens between epochs --------------------------------------------------------
 #
 # A hook is compiled once before the first epoch (``prepare``) and then called after every
@@ -259,7 +265,7 @@ class Checkpoints(Hook):
         if epoch.last or (every and (epoch.index + 1) % every == 0):
             checkpoint.save(s.manager, rundir.checkpoint_number(s.numbering, epoch.env_steps,
                                                                 epoch.index + 1),
-                            state, to_json(s.cfg))
+                            whole(state), to_json(s.cfg))
 
 
 class Profile(Hook):

@@ -132,10 +132,16 @@ class Session:
 
 
 def set_up(cfg: TrainConfig, env_factory: Callable[[TrainConfig], tuple] = make_envs,
-           agent_factory: Callable | None = None) -> Session:
+           agent_factory: Callable | None = None, restore_at: int | None = None,
+           console: Console | None = None) -> Session:
     """Everything before the first epoch: checks, the run directory (new or resumed), the
     transfer plan, envs, the program, the state (restored, or built and transferred into), the
-    logger and the run's metadata files."""
+    logger and the run's metadata files.
+
+    ``restore_at``: a resumed run restores its newest checkpoint at or before this one (0: none,
+    the run starts afresh in its directory); a population's members resume at a common step.
+    ``console``: where the run's lines go (default: the terminal).
+    """
     if cfg.distributed:
         parallel.initialize_distributed()
     train.validate(cfg)
@@ -164,13 +170,18 @@ def set_up(cfg: TrainConfig, env_factory: Callable[[TrainConfig], tuple] = make_
         manager = checkpoint.make_manager(os.path.join(cfg.run_dir, "checkpoints"),
                                           cfg.keep_checkpoints)
         lead = jax.process_index() == 0  # only process 0 logs and writes run metadata
-        console = Console(highlight=False, soft_wrap=True)
+        console = console or Console(highlight=False, soft_wrap=True)
         state, resumed_at = None, None
         if restore:
             target = jax.tree.map(
                 lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                 program.abstract_state, program.shardings)
-            resumed_at, state = checkpoint.restore_latest(manager, target, to_json(cfg))
+            resumed_at, state = checkpoint.restore_latest(manager, target, to_json(cfg),
+                                                          at_most=restore_at)
+        if restore and state is None:
+            messages.append("no checkpoint at or before the population's common one: starting "
+                            "afresh in place")
+        elif restore:
             messages.append(
                 f"resumed from checkpoint {resumed_at} "
                 f"({int(state.env_steps) * cfg.env.envs_per_task} env steps per task)")
@@ -247,14 +258,29 @@ def epoch_record(session: Session, metrics: dict, seconds: float) -> dict:
     return record
 
 
+def finish_epoch(session: Session, hooks: list[Hook], index: int, metrics: dict, seconds: float,
+                 state, extra: dict | None = None) -> dict:
+    """After epoch ``index`` (``metrics`` on the host, ``state`` the state it left): the finite
+    check, the record (with ``extra`` added), the hooks, the log. Returns the record."""
+    epoch = Epoch(index, (index + 1) * session.cfg.steps_per_epoch * session.cfg.env.envs_per_task,
+                  index + 1 == session.program.derived.epochs)
+    _check_finite(metrics, epoch.env_steps)
+    record = epoch_record(session, metrics, seconds)
+    record.update(extra or {})
+    for hook in hooks:
+        hook.record(epoch, state, record)
+    session.logger.log(epoch.env_steps, record)
+    for hook in hooks:
+        hook.logged(epoch, state, record)
+    return record
+
+
 def train_epochs(session: Session, epoch_fn, hooks: list[Hook], stop_epoch: int,
                  first_extra: dict | None = None) -> dict:
-    """Run epochs ``session.start_epoch .. stop_epoch - 1``: each epoch, its record (the first
-    one with ``first_extra`` added), the hooks, the log. Stops on a non-finite metric or
-    parameter (raising), or after an epoch where a hook set ``session.stop``. Returns every key
+    """Run epochs ``session.start_epoch .. stop_epoch - 1``: each epoch, then
+    :func:`finish_epoch` (the first one with ``first_extra`` added). Stops on a non-finite metric
+    or parameter (raising), or after an epoch where a hook set ``session.stop``. Returns every key
     logged, at its latest value; the final state is left in ``session.state``."""
-    cfg, logger = session.cfg, session.logger
-    epochs = session.program.derived.epochs
     result: dict = {}
     for index in range(session.start_epoch, stop_epoch):
         for hook in hooks:
@@ -262,19 +288,9 @@ def train_epochs(session: Session, epoch_fn, hooks: list[Hook], stop_epoch: int,
         t = time.perf_counter()
         session.state, metrics = epoch_fn(session.state)
         metrics = jax.device_get(metrics)
-        seconds = time.perf_counter() - t
-        epoch = Epoch(index, (index + 1) * cfg.steps_per_epoch * cfg.env.envs_per_task,
-                      index + 1 == epochs)
-        _check_finite(metrics, epoch.env_steps)
-        record = epoch_record(session, metrics, seconds)
-        if index == session.start_epoch:
-            record.update(first_extra or {})
-        for hook in hooks:
-            hook.record(epoch, session.state, record)
-        logger.log(epoch.env_steps, record)
-        for hook in hooks:
-            hook.logged(epoch, session.state, record)
-        result.update(record)
+        result.update(finish_epoch(session, hooks, index, metrics, time.perf_counter() - t,
+                                   session.state,
+                                   first_extra if index == session.start_epoch else None))
         if session.stop:
             break
     return result
@@ -286,7 +302,8 @@ def run(
     max_epochs: int | None = None,
     agent_factory: Callable | None = None,
 ) -> dict:
-    """Train (or resume) according to ``cfg``; returns the last epoch's metrics and eval.
+    """Train (or resume) according to ``cfg``; returns the last epoch's metrics and eval (a
+    population, ``--population.*``: ``brc_mjx.population.run``'s result).
 
     The parts, each usable alone: :func:`set_up`, :func:`compile_epoch`, the hooks
     (``brc_mjx.hooks``: ``default_hooks``, ``prepare_hooks``), :func:`train_epochs`.
@@ -298,6 +315,10 @@ def run(
       agent_factory: ``(cfg, env, plan) -> Agent`` (``brc_mjx.agents.base``); default:
         ``brc_mjx.agents.select``.
     """
+    from brc_mjx import population
+
+    if population.active(cfg):
+        return population.run(cfg, env_factory, max_epochs, agent_factory)
     session = set_up(cfg, env_factory, agent_factory)
     cfg, logger, derived = session.cfg, session.logger, session.program.derived
     start_epoch = session.start_epoch

@@ -69,6 +69,27 @@ def checkpoints_by_env_steps(run_dir: str) -> dict[int, int]:
     return {s * per_epoch: s for s in steps}
 
 
+#: a population's directory lists its members here (``brc_mjx.population``)
+POPULATION_FILE = "population.json"
+
+
+def with_members(run_dirs) -> list[str]:
+    """``run_dirs`` with every population directory replaced by its members' run directories
+    (in member order); other directories unchanged."""
+    out = []
+    for path in run_dirs:
+        listing = os.path.join(path, POPULATION_FILE)
+        if not os.path.exists(listing):
+            out.append(path)
+            continue
+        try:
+            with open(listing) as f:
+                out.extend(os.path.join(path, m["member"]) for m in json.load(f)["members"])
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+            raise RunDirError(f"cannot read {listing}: {err}") from None
+    return out
+
+
 def holds_run(run_dir: str) -> bool:
     """Whether ``run_dir`` already holds (part of) a run."""
     return os.path.exists(os.path.join(run_dir, "config.json")) or bool(checkpoint_steps(run_dir))
@@ -126,7 +147,10 @@ def resume_changes(stored: dict, cfg) -> list[str]:
     Raises:
       RunDirError: naming every changed field that a resume may not change.
     """
-    changes = diff_fields(stored, to_json(cfg))
+    from brc_mjx.config import from_json
+
+    # fields added since the run was written read as their defaults
+    changes = diff_fields(to_json(from_json(type(cfg), stored)), to_json(cfg))
     refused = [f"{name} ({old} -> {new})" for name, old, new in changes if not resumable(name)]
     if refused:
         raise RunDirError(

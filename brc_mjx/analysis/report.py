@@ -246,10 +246,14 @@ def task_table(runs: Sequence[Run]) -> list[str]:
 
 def analyze(run_dirs: Sequence[str], out: str = "", threshold: float | None = None,
             until: int | None = None, ignore: Sequence[str] = ()) -> list[str]:
-    """Write the figures and ``analysis.md`` for ``run_dirs``; returns the written paths."""
+    """Write the figures and ``analysis.md`` for ``run_dirs`` (a population's directory stands
+    for its members' runs); returns the written paths."""
+    from brc_mjx.rundir import with_members
+
+    out = out or run_dirs[0]
+    run_dirs = with_members(run_dirs)
     runs = [load_run(p, until) for p in run_dirs]
     label_runs(runs, ignore=("seed", *ignore))
-    out = out or run_dirs[0]
     os.makedirs(out, exist_ok=True)
     written = []
     lines = ["# brc-analyze", "", "| run | label | env steps | final mean eval | best mean eval |",
