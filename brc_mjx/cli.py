@@ -59,6 +59,10 @@ class InfoArgs:
     """Critic compute dtypes of --roofline."""
     out: Path | None = None
     """--roofline: also append one JSON row per point to this file."""
+    train: tuple[str, ...] = ()
+    """Instead of the model table: the whole training state of these training presets (e.g.
+    cpu-default), by part (learner, replay, envs), from the real program's shapes: what one
+    run, or one member of a population, holds on its device."""
 
 
 def _gb(n: int) -> str:
@@ -76,6 +80,8 @@ def info_main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
     if args.roofline:
         roofline_rows(args)
+    elif args.train:
+        list(train_state_rows(args.train))
     else:
         list(preset_memory_rows(args))  # the table is printed once every row is computed
 
@@ -162,6 +168,38 @@ def train_main(argv: list[str] | None = None) -> int:
         if "eval/mean_return" in record:
             Console().print(f"member-{k}: final eval mean return {record['eval/mean_return']:.1f}")
     return 0
+
+
+def train_state_rows(presets: tuple[str, ...]):
+    """Print the bytes of each training preset's ``TrainState`` by part; yields one dict each."""
+    import jax
+    import numpy as np
+
+    from brc_mjx import run, train
+    from configs.train import TRAIN_PRESETS
+
+    unknown = [name for name in presets if name not in TRAIN_PRESETS]
+    if unknown:
+        raise SystemExit(f"brc-info: error: unknown training preset(s) {', '.join(unknown)} "
+                         "(brc-train --help lists them)")
+    table = Table(title="training state of one run (one population member), MB")
+    parts = ("learner", "replay", "env", "offline")
+    for column in ("preset", "tasks", "envs", *parts, "total"):
+        table.add_column(column, justify="right")
+    for name in presets:
+        cfg = TRAIN_PRESETS[name][1]
+        env, _ = run.make_envs(dataclasses.replace(
+            cfg, env=dataclasses.replace(cfg.env, eval_episodes=0)))
+        abstract = train.build(cfg, env).abstract_state
+        row = {"preset": name, "tasks": env.num_tasks, "envs": env.num_envs}
+        for part in parts:
+            row[part] = sum(int(np.prod(x.shape)) * x.dtype.itemsize
+                            for x in jax.tree.leaves(getattr(abstract, part)))
+        row["total"] = sum(row[part] for part in parts)
+        table.add_row(name, str(env.num_tasks), str(env.num_envs),
+                      *(f"{row[p] / 1e6:.1f}" for p in (*parts, "total")))
+        yield row
+    Console(width=200).print(table)
 
 
 def preset_memory_rows(args: InfoArgs):

@@ -80,6 +80,7 @@ def validate(cfg: TrainConfig) -> None:
          f"env.eval_episodes must be >= 0, got {cfg.env.eval_episodes}"),
         (len(cfg.env.tasks) >= 1, "env.tasks must name at least one task or suite"),
         (cfg.batch_size >= 1, f"batch_size must be >= 1, got {cfg.batch_size}"),
+        (0 <= cfg.seed < 2**31, f"seed must be in [0, 2**31), got {cfg.seed}"),
         (cfg.video_every >= 0, f"video_every must be >= 0, got {cfg.video_every}"),
         (not cfg.wandb.enabled or importlib.util.find_spec("wandb") is not None,
          "--wandb.enabled needs the wandb package: pip install -e '.[wandb]'"),
@@ -151,10 +152,12 @@ def derive(cfg: TrainConfig, env, plan=None) -> Derived:
     )
 
 
-def init_train_state(cfg: TrainConfig, agent: Agent, env, derived: Derived) -> TrainState:
-    """Fresh state: the agent's state and replay, reset envs, the run's PRNG key."""
-    learner_state, replay, offline, env_state, key = agent.init(cfg, env, derived,
-                                                                jax.random.PRNGKey(cfg.seed))
+def init_train_state(cfg: TrainConfig, agent: Agent, env, derived: Derived,
+                     seed: jax.Array | int | None = None) -> TrainState:
+    """Fresh state: the agent's state and replay, reset envs, the run's PRNG key (from ``seed``,
+    default ``cfg.seed``)."""
+    learner_state, replay, offline, env_state, key = agent.init(
+        cfg, env, derived, jax.random.PRNGKey(cfg.seed if seed is None else seed))
     state = TrainState(learner=learner_state, replay=replay, env=env_state, key=key,
                        env_steps=jnp.zeros((), jnp.int32), offline=offline)
     # Leaves may share a buffer (e.g. an env's obs and final_obs at reset); the whole state is
@@ -292,7 +295,9 @@ def build(cfg: TrainConfig, env, plan=None, agent: Agent | None = None) -> Progr
 def init_sharded_state(cfg: TrainConfig, env, program: Program) -> TrainState:
     """The initial state, built directly in its shardings (never whole on one device)."""
     init = functools.partial(init_train_state, cfg, program.agent, env, program.derived)
-    return jax.jit(init, out_shardings=program.shardings)()
+    # the seed is an argument, not a constant: runs that differ only in seed (a population's
+    # members) compile one program, which the compilation cache then holds
+    return jax.jit(init, out_shardings=program.shardings)(jnp.asarray(cfg.seed, jnp.uint32))
 
 
 def reset_envs(env, program: Program, state: TrainState) -> TrainState:

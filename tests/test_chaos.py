@@ -5,7 +5,7 @@ SIGKILLed after their 2nd checkpoint (while the 3rd is being written, or with th
 checkpoint corrupted afterwards) and resumed by a new process: each must end with the reference's
 parameters, optimiser states, replay, env state and per-epoch training metrics, bit for bit. An
 EnvPool run is killed and resumed too (its envs are reset at resume, so it is checked to continue,
-not to match).
+not to match), and so is a population of two seeds, whose member 0 must end as the reference.
 
 The processes share a persistent compilation cache, so only the first of each program compiles,
 and independent chains of processes run side by side (2 cores).
@@ -131,7 +131,8 @@ def runs(tmp_path_factory, cache_dir):
     """
     root = tmp_path_factory.mktemp("chaos")
     out = {"reference": root / "reference", "writing": root / "killed_writing",
-           "corrupt": root / "killed_corrupt", "envpool": root / "envpool"}
+           "corrupt": root / "killed_corrupt", "envpool": root / "envpool",
+           "population": root / "population"}
 
     def envpool_chain():
         run_dir, pool = out["envpool"], ("--env.backend", "envpool")
@@ -160,7 +161,16 @@ def runs(tmp_path_factory, cache_dir):
                 path.write_bytes(b"garbage")
         out["corrupt_resume"] = brc_train(cache_dir, run_dir, resume=True)
 
-    threads = [_in_background(envpool_chain)]
+    def population_chain():
+        run_dir = out["population"]
+        member_1 = run_dir / "member-1"
+        out["population_kill"] = brc_train(
+            cache_dir, run_dir, "--population.seeds", "0", "1", "--population.no-vectorize",
+            kill_when=lambda: SECOND in _checkpoints(member_1))
+        out["population_killed_at"] = _newest(member_1)
+        out["population_resume"] = brc_train(cache_dir, run_dir, resume=True)
+
+    threads = [_in_background(envpool_chain), _in_background(population_chain)]
     out["reference_run"] = brc_train(cache_dir, out["reference"])
     threads += [_in_background(writing_chain), _in_background(corrupt_chain)]
     for thread in threads:
@@ -220,3 +230,19 @@ def test_envpool_run_resumes_with_reset_envs(runs):
     assert records[-1]["train/critic_loss"] > 0
     step, leaves = read_leaves(str(run_dir / "checkpoints"))
     assert step == LAST and int(leaves[".env_steps"]) == EPOCHS * STEPS_PER_EPOCH
+
+
+def test_a_killed_population_resumes_and_its_member_is_the_single_run(runs):
+    """(e) A population of seeds 0 and 1 (members mapped, so each is a single run bit for bit)
+    is SIGKILLed after its members' 2nd checkpoint and resumed by ``brc-train --resume``: member 0
+    ends identical to the uninterrupted single run of seed 0."""
+    run_dir = runs["population"]
+    code, log = runs["population_kill"]
+    assert code == -signal.SIGKILL, log
+    code, log = runs["population_resume"]
+    assert code == 0, log
+    assert f"member-1 | resumed from checkpoint {runs['population_killed_at']} " in log
+    assert_same_run(run_dir / "member-0", runs["reference"])
+    with open(run_dir / "member-1" / "config.json") as f:
+        assert json.load(f)["seed"] == 1
+    assert _records(run_dir / "member-1") != _records(run_dir / "member-0")

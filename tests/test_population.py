@@ -18,8 +18,8 @@ import pytest
 from test_train import tiny_config
 from toy_env import ToyEnv
 
-from brc_mjx import rundir
 from brc_mjx import run as run_lib
+from brc_mjx import rundir
 from brc_mjx.analysis.report import analyze
 from brc_mjx.config import EnvConfig, LearnerConfig, NetworkConfig, PopulationConfig
 

@@ -222,6 +222,17 @@ def test_brc_info_prints_exact_counts(capsys):
     assert "1,111,141" in out
 
 
+def test_brc_info_train_reports_a_runs_state_by_part(capsys):
+    from brc_mjx.cli import train_state_rows
+
+    (row,) = train_state_rows(("cpu-default",))
+    # 4 tasks x 100k slots x (obs 6 + next_obs 6 float32, action 2 float32, reward float32,
+    # two bool flags, int32 task id) = 400,000 x 66 B; plus each ring's counters
+    assert 26_400_000 <= row["replay"] < 26_400_000 + 1_000
+    assert row["total"] == row["learner"] + row["replay"] + row["env"] + row["offline"]
+    assert "cpu-default" in capsys.readouterr().out
+
+
 def test_second_build_loads_the_epoch_from_the_compile_cache(tmp_path):
     hits = []
 
