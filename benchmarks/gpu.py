@@ -15,7 +15,9 @@ Parts, each a sweep of the CPU benchmarks' own measurements at GPU sizes:
   measured on the device (target at W=4096, bf16: >= 40 %);
 - ``end_to_end``: the whole loop (acting + learning) on cheetah-run at 1k and 4k envs;
 - ``peer``: Brax SAC against ours at matched envs / batch / widths, and the time-to-score race on
-  CartpoleBalance (both on MJX here).
+  CartpoleBalance (both on MJX here);
+- ``population``: the dmc-easy-mjx-4m preset as populations of 1, 4 and 16 members in one
+  program: env steps/s in all and per member, where the device saturates.
 
 Every row goes to ``--out`` (default ``benchmarks/results/gpu.jsonl``) with the commit, device,
 jax version and config (``common.row_header``); the part's name is the row's ``benchmark``.
@@ -34,7 +36,7 @@ import tyro
 
 from benchmarks.common import RESULTS_DIR, append_row, row_header
 
-PARTS = ("env_only", "collection", "learning", "end_to_end", "peer")
+PARTS = ("env_only", "collection", "learning", "end_to_end", "peer", "population")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +59,12 @@ class Sizes:
     peer_envs: int
     peer_width: int
     peer_batch: int
+    population_preset: str  # a training preset, run as populations of each size below
+    population_members: tuple[int, ...]
+    population_steps: int  # vectorized steps per timed epoch
+    population_width: int = 0  # critic and actor width (0: the preset's)
+    population_envs: int = 0  # envs per task (0: the preset's)
+    population_tasks: tuple[str, ...] = ()  # the tasks (empty: the preset's)
 
 
 GPU = Sizes(
@@ -67,6 +75,7 @@ GPU = Sizes(
     widths=(4096, 2048, 1024), batches=(1024, 4096), dtypes=("bfloat16", "float32"), updates=20,
     e2e_batches=(1024, 4096), e2e_width=1024, e2e_batch=1024,
     peer_envs=1024, peer_width=256, peer_batch=1024,
+    population_preset="dmc-easy-mjx-4m", population_members=(1, 4, 16), population_steps=50,
 )
 
 SMOKE = Sizes(
@@ -75,6 +84,8 @@ SMOKE = Sizes(
     widths=(32,), batches=(16,), dtypes=("float32", "bfloat16"), updates=2,
     e2e_batches=(4,), e2e_width=32, e2e_batch=16,
     peer_envs=8, peer_width=32, peer_batch=16,  # 8: Brax splits envs over the devices
+    population_preset="cpu-default", population_members=(1, 2), population_steps=5,
+    population_width=32, population_envs=2, population_tasks=("dmc/cartpole-balance",),
 )
 
 
@@ -85,7 +96,8 @@ class Config:
     smoke: bool = False
     """Tiny sizes on any device, for the test suite (rows still written to --out)."""
     parts: tuple[str, ...] = PARTS
-    """Parts to run, in this order: env_only, collection, learning, end_to_end, peer."""
+    """Parts to run, in this order: env_only, collection, learning, end_to_end, peer,
+    population."""
     budget_s: float = 420.0
     """Skip the remaining points (with a row saying so) once this much wall time is spent."""
     mjx_impl: str = "jax"
@@ -203,8 +215,22 @@ def peer(cfg: Config, sizes: Sizes, budget: Budget) -> None:
     peer_lib.main(pcfg)
 
 
+def population(cfg: Config, sizes: Sizes, budget: Budget) -> None:
+    """Env steps/s of a population's compiled epoch at each member count: where the device
+    saturates (``benchmarks.population --scale``)."""
+    from benchmarks import population as population_lib
+
+    for n in sizes.population_members:
+        if budget.ok(f"population {sizes.population_preset} x{n}"):
+            population_lib.scale(sizes.population_preset, (n,), 3, cfg.out,
+                                 steps_per_epoch=sizes.population_steps,
+                                 width=sizes.population_width,
+                                 envs_per_task=sizes.population_envs,
+                                 tasks=sizes.population_tasks)
+
+
 RUNNERS = {"env_only": env_only, "collection": collection, "learning": learning,
-           "end_to_end": end_to_end, "peer": peer}
+           "end_to_end": end_to_end, "peer": peer, "population": population}
 
 
 def main(cfg: Config) -> list[str]:

@@ -55,7 +55,8 @@ case "${1:-}" in
 import importlib, sys
 for name in ("jax", "flax", "optax", "orbax.checkpoint", "mujoco", "mujoco.mjx", "tyro",
              "tensorboardX", "mujoco_playground",
-             "brax.training.agents.sac.train", "benchmarks.gpu", "benchmarks.peer"):
+             "brax.training.agents.sac.train", "benchmarks.gpu", "benchmarks.peer",
+             "benchmarks.population"):
     try:
         importlib.import_module(name)
     except ImportError as e:

@@ -2,6 +2,8 @@
 
     python -m benchmarks.population                          # cpu-default, 4 seeds, 60k steps
     python -m benchmarks.population --members 4 --total-env-steps 60000 --preset cpu-default
+    python -m benchmarks.population --scale 1 2 4      # env steps/s of 1, 2, 4 members, one
+                                                       # process each (in-process)
 
 Both arms are ``brc-train`` processes, as a user runs them, each arm with a fresh (empty)
 compilation cache of its own:
@@ -10,6 +12,11 @@ compilation cache of its own:
   first compiles; the later ones load its programs from the cache, as a user's second run does);
 - **population**: ``brc-train PRESET --population.seeds 0 .. members - 1`` (one process, one
   program).
+
+``--scale N ...`` instead times the compiled population epoch itself at each size (members
+learning from the second epoch on, no evaluation, no checkpoint): env steps/s of the whole
+population and per member, where the device saturates. ``benchmarks.gpu``'s ``population`` part
+runs it on a lent GPU (dmc-easy-mjx-4m at 1, 4, 16 members).
 
 Run it alone: the arms are timed on the same cores one after another. One JSON row per arm and
 one for the ratio go to ``benchmarks/results/population.jsonl``; the runs stay in
@@ -47,6 +54,10 @@ class Config:
     """More brc-train flags for both arms, as one string (e.g. "--no-video")."""
     out: str = ""
     """Run directory root (default: runs/bench-population/<time>)."""
+    scale: tuple[int, ...] = ()
+    """Instead of the wall-time comparison: time the population epoch at these member counts."""
+    scale_epochs: int = 3
+    """--scale: epochs per size (the first, with the compile, is not timed)."""
     record: bool = True
     """Append the rows to benchmarks/results/population.jsonl (False: print only, a smoke test)."""
 
@@ -70,7 +81,66 @@ def _train(args: list[str], cache: str, log: str) -> float:
     return time.perf_counter() - start
 
 
+def scale(preset: str, sizes: tuple[int, ...], epochs: int, out: Path | None,
+          steps_per_epoch: int = 0, width: int = 0, envs_per_task: int = 0,
+          tasks: tuple[str, ...] = ()) -> list[dict]:
+    """Env steps/s of ``preset``'s population epoch at each member count in ``sizes``
+    (``steps_per_epoch`` / ``width`` / ``envs_per_task`` / ``tasks``: smaller sizes for a smoke
+    test)."""
+    from brc_mjx import run as run_lib
+    from brc_mjx.config import MeshConfig, PopulationConfig
+    from configs.train import TRAIN_PRESETS
+
+    base = TRAIN_PRESETS[preset][1]
+    env_cfg = dataclasses.replace(base.env, eval_episodes=0, tasks=tasks or base.env.tasks,
+                                  envs_per_task=envs_per_task or base.env.envs_per_task)
+    learner = base.learner if not width else dataclasses.replace(
+        base.learner, network=dataclasses.replace(base.learner.network, critic_width=width,
+                                                  actor_width=width))
+    spe = steps_per_epoch or base.steps_per_epoch
+    per_epoch = spe * env_cfg.envs_per_task
+    rows = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = dataclasses.replace(
+                base, env=env_cfg, learner=learner, steps_per_epoch=spe,
+                warmup_env_steps=env_cfg.envs_per_task,  # every epoch learns
+                total_env_steps=per_epoch * (epochs + 1),  # the last epoch (and its
+                eval_every=0, checkpoint_every=0, diagnostics_every=0, video=False,  # save)
+                compile_cache=False, population=PopulationConfig(size=n),  # never runs
+                mesh=MeshConfig(data=1, fsdp=1),  # one device
+                run_dir=os.path.join(tmp, "pop"))
+            start = time.perf_counter()
+            run_lib.run(cfg, max_epochs=epochs)
+            wall = time.perf_counter() - start
+            with open(os.path.join(cfg.run_dir, "member-0", "metrics.jsonl")) as f:
+                records = [json.loads(line) for line in f]
+        timed = [r["perf/epoch_s"] for r in records[1:]]
+        epoch_s = sorted(timed)[len(timed) // 2]
+        # every record's rate is steps_per_epoch * num_envs / epoch_s
+        num_envs = round(records[0]["perf/env_steps_per_s"] * records[0]["perf/epoch_s"] / spe)
+        member_rate = spe * num_envs / epoch_s
+        row = {**row_header("population_scale"), "preset": preset, "members": n,
+               "tasks": list(env_cfg.tasks),
+               "steps_per_epoch": spe, "num_envs_per_member": num_envs,
+               "critic_width": learner.network.critic_width, "epoch_s": epoch_s,
+               "env_steps_per_s_per_member": member_rate,
+               "env_steps_per_s_total": n * member_rate,
+               "updates_per_s_per_member": records[-1]["perf/updates_per_s"],
+               "compile_s": records[0].get("perf/compile_s"), "wall_s": wall}
+        rows.append(row)
+        print(f"population {preset} x{n}: epoch {epoch_s:.3f} s, "
+              f"{n * member_rate:,.0f} env steps/s ({member_rate:,.0f} per member), "
+              f"compile {row['compile_s']:.1f} s", flush=True)
+        if out is not None:
+            append_row(out, row)
+    return rows
+
+
 def main(cfg: Config) -> list[dict]:
+    if cfg.scale:
+        return scale(cfg.preset, cfg.scale, cfg.scale_epochs,
+                     RESULTS_DIR / "population.jsonl" if cfg.record else None)
     root = cfg.out or os.path.join("runs", "bench-population", time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(root, exist_ok=True)
     common = [cfg.preset, "--total-env-steps", str(cfg.total_env_steps), *shlex.split(cfg.extra)]

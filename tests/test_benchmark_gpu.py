@@ -72,8 +72,11 @@ def test_whole_smoke_including_env_only_end_to_end_and_peer(tmp_path):
     out = tmp_path / "gpu.jsonl"
     assert gpu.main(gpu.Config(smoke=True, out=out)) == []
     kinds = [r["benchmark"] for r in _rows(out)]
-    for kind in ("gpu_env_only", "gpu_collection", "gpu_learning", "gpu_end_to_end", "peer"):
+    for kind in ("gpu_env_only", "gpu_collection", "gpu_learning", "gpu_end_to_end", "peer",
+                 "population_scale"):
         assert kind in kinds
+    members = [r["members"] for r in _rows(out) if r["benchmark"] == "population_scale"]
+    assert members == [1, 2]
 
 
 def test_brax_compat_replicates_each_leaf_over_the_devices():
