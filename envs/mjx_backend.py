@@ -8,10 +8,18 @@ is applied here and reported as a truncation.
 
 Playground defaults to `impl="warp"` (MuJoCo Warp), which needs an NVIDIA GPU and costs ~12 ms per
 step on CPU; `impl="jax"` is the default here and `impl="warp"` is the switch for NVIDIA GPUs.
+
+Playground's DMC envs read their observation and reward from `mjx.step`'s data, whose positions
+and sensors come from the forward pass *before* the last substep's integration: a cheetah (one
+substep per control step) is rewarded for the speed it had before the action. dm_control (and so
+the official BRC code) reads them after the step. Here every DMC env's step ends with
+`mjx.forward` (`_observed_after_step`), so observation and reward are those of the state the step
+reached, as in dm_control; the dynamics are unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -49,7 +57,41 @@ def load_playground(mjx_id: str, impl: str = "jax", **config_overrides: Any) -> 
         raise ValueError(f"{mjx_id}: expected action_repeat 1, got {env._config.action_repeat}")
     if isinstance(env, walker.PlanarWalker):
         env._get_obs = functools.partial(_walker_obs, env)
+    env.reset = _observed_after_step(env.reset)
+    env.step = _observed_after_step(env.step)
     return env
+
+
+@contextlib.contextmanager
+def _forward_after_substeps():
+    """While open, Playground's `mjx_env.step` (the substeps of one control step) ends with
+    `mjx.forward`: positions, sensors and velocities-derived fields of the state it reached."""
+    from mujoco import mjx
+    from mujoco_playground._src import mjx_env
+
+    substeps = mjx_env.step
+
+    def step(model, data, action, n_substeps=1):
+        return mjx.forward(model, substeps(model, data, action, n_substeps))
+
+    mjx_env.step = step
+    try:
+        yield
+    finally:
+        mjx_env.step = substeps
+
+
+def _observed_after_step(method: Callable) -> Callable:
+    """``method`` (a Playground env's reset or step) observing and rewarding the state its
+    physics reached: Playground calls `mjx_env.step` by module attribute, so swapping it while
+    the method runs (is traced) reaches every DMC env's step without copying one."""
+
+    @functools.wraps(method)
+    def wrapped(*args, **kwargs):
+        with _forward_after_substeps():
+            return method(*args, **kwargs)
+
+    return wrapped
 
 
 def _walker_obs(env: Any, data: Any, info: dict) -> jax.Array:

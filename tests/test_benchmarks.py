@@ -95,3 +95,12 @@ def test_h1_contact_and_random_policy_refuse_unknown_tasks_before_compiling():
         h1_contact.main(h1_contact.Config(tasks=("walk", "jog")))
     with pytest.raises(ValueError, match="no-such-task"):
         random_policy.main(random_policy.Config(tasks=("dmc/no-such-task",)))
+
+
+def test_mjx_forward_times_both_steps_of_one_env():
+    from benchmarks import mjx_forward
+
+    (row,) = mjx_forward.main(mjx_forward.Config(tasks=("CartpoleBalance",), num_envs=(2,),
+                                                 steps=2, record=False))
+    assert row["playground_steps_per_s"] > 0 and row["after_step_forward_steps_per_s"] > 0
+    assert row["ratio"] == row["after_step_forward_steps_per_s"] / row["playground_steps_per_s"]

@@ -264,3 +264,51 @@ def test_observation_matches_dm_control_at_the_same_state(name):
     expected = np.concatenate([np.asarray(v, np.float64).ravel()
                                for v in dmc.task.get_observation(physics).values()])
     np.testing.assert_allclose(np.asarray(state.obs), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["dmc/walker-walk", "dmc/hopper-stand", "dmc/cheetah-run"])
+def test_reward_and_observation_are_those_of_the_state_the_step_reached(name):
+    """After a step, the MJX reward and observation are dm_control's reward and observation of
+    the state that step reached (dm_control reads them after the physics step; Playground's
+    own step reads positions and sensors from before its last substep: a cheetah, one substep
+    per control step, was rewarded for the speed it had before the action).
+
+    The states come from MJX steps under random actions, from a reset state pushed forward at
+    4 m/s (so that the speed rewards are not 0 and change from step to step); each one is set
+    into dm_control's physics, whose task computes the reference."""
+    suite = pytest.importorskip("dm_control.suite")
+
+    from envs.mjx_backend import load_mjx
+
+    env = load_mjx(envs.get_task(name))
+    step = jax.jit(env.step)
+    state = jax.jit(env.reset)(jax.random.key(5))
+    qpos, qvel = state.data.qpos, state.data.qvel.at[0].set(4.0)
+    if name == "dmc/hopper-stand":  # upright and lifted: standing, then falling (rewards != 0)
+        qpos = qpos.at[1].add(0.8).at[2].set(0.0)
+    state = state.replace(data=state.data.replace(qpos=qpos, qvel=qvel))
+    rewards = []
+    domain, task = name.split("/")[1].split("-")
+    dmc = suite.load(domain, task)
+    physics = dmc.physics
+    rng = np.random.default_rng(0)
+    for t in range(30):
+        action = rng.uniform(-1, 1, env.action_size).astype(np.float32)
+        state = step(state, action)
+        if t not in (0, 2, 9, 19, 29):
+            continue
+        with physics.reset_context():
+            physics.data.qpos[:] = np.asarray(state.data.qpos)
+            physics.data.qvel[:] = np.asarray(state.data.qvel)
+            physics.data.ctrl[:] = action
+        np.testing.assert_allclose(float(state.reward), dmc.task.get_reward(physics),
+                                   rtol=1e-4, atol=1e-4)
+        rewards.append(float(state.reward))
+        expected = dmc.task.get_observation(physics)
+        touch = expected.pop("touch", None)  # hopper: log(1 + contact force), solver-dependent
+        kinematic = np.concatenate([np.asarray(v, np.float64).ravel() for v in expected.values()])
+        obs = np.asarray(state.obs)
+        np.testing.assert_allclose(obs[:kinematic.size], kinematic, rtol=1e-4, atol=1e-4)
+        if touch is not None:  # MJX solves contacts in 4 iterations, dm_control in up to 100
+            np.testing.assert_allclose(obs[kinematic.size:], touch, atol=0.25)
+    assert max(rewards) > 0.05 and len(set(rewards)) >= 3, rewards  # not a trivial 0 == 0
