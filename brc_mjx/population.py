@@ -294,22 +294,12 @@ class _Prefixed(Console):
         super().print(self.prefix, *objects, **kwargs)
 
 
-def run(cfg: TrainConfig, env_factory: Callable | None = None, max_epochs: int | None = None,
-        agent_factory: Callable | None = None) -> dict:
-    """Train (or resume) ``cfg``'s population; returns ``{"members": [each member's last
-    record], "run_dir": ..., "epochs_done": ...}`` (and ``states``, the stacked states)."""
+def set_up_members(cfg: TrainConfig, found: list[Member], env_factory: Callable,
+                   agent_factory: Callable | None, console: Console) -> list:
+    """Each member set up as a single run (``run.set_up``: envs, program, state, logger, its
+    run directory), resumed at the checkpoint all have; then the population's own files."""
     from brc_mjx import run as run_lib
-    from brc_mjx.hooks import Profile, default_hooks, prepare_hooks
 
-    env_factory = env_factory or run_lib.make_envs
-    train.validate(cfg)
-    validate(cfg)
-    cfg, found, messages = prepare(cfg)
-    console = Console(highlight=False, soft_wrap=True)
-    for line in messages:
-        console.print(line)
-    console.print(f"population of {len(found)} in {cfg.run_dir}: " + "; ".join(
-        f"{m.name} seed {m.seed}" + "".join(f" {n}={v}" for n, v in m.setting) for m in found))
     restore_at = common_checkpoint(found) if cfg.resume else None
     sessions = []
     with rundir.removed_if_left_empty(cfg.run_dir):
@@ -325,12 +315,14 @@ def run(cfg: TrainConfig, env_factory: Callable | None = None, max_epochs: int |
     start = {s.start_epoch for s in sessions}
     if len(start) != 1:
         raise ValueError(f"population: members resumed at different epochs {sorted(start)}")
-    start_epoch, epochs = start.pop(), sessions[0].program.derived.epochs
-    if start_epoch >= epochs:
-        console.print(f"the population is complete ({start_epoch} of {epochs} epochs)")
-        return {"members": [], "run_dir": cfg.run_dir, "epochs_done": start_epoch}
+    return sessions
 
-    # members of one setting share an agent and env; their states are stacked
+
+def stack_members(cfg: TrainConfig, found: list[Member], sessions: list):
+    """Members of one setting share an agent and env: their states stacked per setting (split
+    over the data axis); each session's state becomes a view of its member. Returns
+    ``(groups, states, slots)``: ``(agent, env, cfg, derived)`` and the stacked state per
+    setting, and each member's ``(setting, index)``."""
     settings = list(dict.fromkeys(m.setting for m in found))
     slots = [(settings.index(m.setting), [n.setting for n in found[:m.index]].count(m.setting))
              for m in found]
@@ -345,15 +337,45 @@ def run(cfg: TrainConfig, env_factory: Callable | None = None, max_epochs: int |
     states = tuple(states) if shardings is None else jax.device_put(tuple(states), shardings[0])
     for session, (g, i) in zip(sessions, slots, strict=True):
         session.state = MemberState(states[g], i)  # each member's own copy is freed
+    return groups, states, slots
+
+
+def run(cfg: TrainConfig, env_factory: Callable | None = None, max_epochs: int | None = None,
+        agent_factory: Callable | None = None) -> dict:
+    """Train (or resume) ``cfg``'s population; returns ``{"members": [each member's last
+    record], "run_dir": ..., "epochs_done": ...}`` (and ``states``, the stacked states)."""
+    from brc_mjx import run as run_lib
+    from brc_mjx.hooks import Profile, default_hooks, prepare_hooks
+
+    train.validate(cfg)
+    validate(cfg)
+    cfg, found, messages = prepare(cfg)
+    console = Console(highlight=False, soft_wrap=True)
+    for line in messages:
+        console.print(line)
+    console.print(f"population of {len(found)} in {cfg.run_dir}: " + "; ".join(
+        f"{m.name} seed {m.seed}" + "".join(f" {n}={v}" for n, v in m.setting) for m in found))
+    sessions = set_up_members(cfg, found, env_factory or run_lib.make_envs, agent_factory,
+                              console)
+    start_epoch, epochs = sessions[0].start_epoch, sessions[0].program.derived.epochs
+    if start_epoch >= epochs:
+        console.print(f"the population is complete ({start_epoch} of {epochs} epochs): nothing "
+                      "to do (a larger --total-env-steps continues it)")
+        for session in sessions:
+            session.logger.close()
+        return {"members": [], "run_dir": cfg.run_dir, "epochs_done": start_epoch}
+
+    groups, states, slots = stack_members(cfg, found, sessions)
+    data, _ = parallel.mesh_shape(cfg.mesh, jax.device_count())
     with console.status(f"compiling the population's epoch ({len(found)} members)"):
         epoch_fn, compile_s = compile_population_epoch(groups, states,
                                                          cfg.population.vectorize, data)
     console.print(f"compiled the population's epoch in {compile_s:.1f}s")
-    hooks = []
+    hooks, side_compile_s = [], []
     for session in sessions:  # one profile of the population's program: member 0's
         member_hooks = [h for h in default_hooks(session, epoch_fn)
                         if session is sessions[0] or not isinstance(h, Profile)]
-        prepare_hooks(session, member_hooks)
+        side_compile_s.append(prepare_hooks(session, member_hooks))
         hooks.append(member_hooks)
 
     stop_epoch = epochs if max_epochs is None else min(epochs, start_epoch + max_epochs)
@@ -367,12 +389,11 @@ def run(cfg: TrainConfig, env_factory: Callable | None = None, max_epochs: int |
         states, metrics = epoch_fn(states)
         metrics = jax.device_get(metrics)
         seconds = time.perf_counter() - t
-        for session, (g, i) in zip(sessions, slots, strict=True):
-            session.state = MemberState(states[g], i)
         for m, session, member_hooks, (g, i) in zip(found, sessions, hooks, slots, strict=True):
+            session.state = MemberState(states[g], i)
             own = jax.tree.map(lambda x: x[i], metrics[g])  # noqa: B023 - used at once
-            extra = {"perf/compile_s": compile_s, "perf/population_size": len(found)} if (
-                index == start_epoch) else None
+            extra = {"perf/compile_s": compile_s, "perf/eval_compile_s": side_compile_s[m.index],
+                     "perf/population_size": len(found)} if index == start_epoch else None
             last[m.index].update(run_lib.finish_epoch(
                 session, member_hooks, index, own, seconds, session.state, extra))
         if any(s.stop for s in sessions):
