@@ -215,14 +215,21 @@ def test_sigkill_then_corrupt_newest_checkpoint_falls_back_and_resumes_bit_exact
     assert any(n.startswith(f"{newest}.unreadable") for n in _checkpoints(runs["corrupt"]))
 
 
+def killed_then_resumed(runs, name: str) -> str:
+    """The resume's output, after checking that run ``name`` was SIGKILLed and then resumed to
+    its end."""
+    code, log = runs[f"{name}_kill"]
+    assert code == -signal.SIGKILL, log
+    code, log = runs[f"{name}_resume"]
+    assert code == 0, log
+    return log
+
+
 def test_envpool_run_resumes_with_reset_envs(runs):
     """(c) EnvPool's simulators cannot be restored: the resume resets the envs, says so, and
     continues from the checkpoint with every epoch logged once."""
     run_dir = runs["envpool"]
-    code, log = runs["envpool_kill"]
-    assert code == -signal.SIGKILL, log
-    code, log = runs["envpool_resume"]
-    assert code == 0, log
+    log = killed_then_resumed(runs, "envpool")
     assert f"resumed from checkpoint {runs['envpool_killed_at']} " in log
     assert "EnvPool envs cannot be restored: all envs were reset" in log
     records = _records(run_dir)
@@ -237,10 +244,7 @@ def test_a_killed_population_resumes_and_its_member_is_the_single_run(runs):
     is SIGKILLed after its members' 2nd checkpoint and resumed by ``brc-train --resume``: member 0
     ends identical to the uninterrupted single run of seed 0."""
     run_dir = runs["population"]
-    code, log = runs["population_kill"]
-    assert code == -signal.SIGKILL, log
-    code, log = runs["population_resume"]
-    assert code == 0, log
+    log = killed_then_resumed(runs, "population")
     assert f"member-1 | resumed from checkpoint {runs['population_killed_at']} " in log
     assert_same_run(run_dir / "member-0", runs["reference"])
     with open(run_dir / "member-1" / "config.json") as f:
