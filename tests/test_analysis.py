@@ -40,6 +40,19 @@ def test_labels_name_the_differing_fields():
     assert [r.label for r in runs] == ["critic_loss=categorical", "critic_loss=mse"]
 
 
+def test_where_a_run_ran_is_not_a_label():
+    """A population member (one-device mesh) and a single run of its setting group together."""
+    def config(data, tau, run_dir):
+        return {"seed": 0, "mesh": {"data": data}, "learner": {"tau": tau}, "run_dir": run_dir,
+                "compile_cache": data == 1, "wandb": {"group": run_dir}}
+
+    runs = [report.Run("m", config(1, 0.005, "pop/member-0"), [], []),
+            report.Run("s", config(-1, 0.005, "single"), [], []),
+            report.Run("t", config(-1, 0.02, "other"), [], [])]
+    report.label_runs(runs)
+    assert [r.label for r in runs] == ["tau=0.005", "tau=0.005", "tau=0.02"]
+
+
 def test_fields_a_run_predates_take_their_defaults():
     old = {"seed": 0, "env": {"tasks": ["a"]}}  # written before env.reward_scales existed
     filled = report.with_defaults(old)

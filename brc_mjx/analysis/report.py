@@ -63,13 +63,23 @@ class AnalyzeArgs:
     differing only in them are grouped (e.g. with --until, runs of different lengths)."""
 
 
+#: fields that say where and how a run ran, not what it learned: never part of a label (a
+#: population's member runs on a one-device mesh; it groups with single runs of its setting)
+LAYOUT_FIELDS = ("run_dir", "resume", "start_if_no_checkpoint", "mesh.", "population.",
+                 "compile_cache", "compile_cache_dir", "distributed", "profile", "wandb.")
+
+
 def label_runs(runs: Sequence[Run], ignore: Sequence[str] = ()) -> None:
-    """Label each run by the config fields in which the runs differ (``run_dir`` and ``ignore``
-    excluded)."""
+    """Label each run by the config fields in which the runs differ (``LAYOUT_FIELDS`` and
+    ``ignore`` excluded)."""
+    def shown(name: str) -> bool:
+        return name not in ignore and not any(
+            name == f or (f.endswith(".") and name.startswith(f)) for f in LAYOUT_FIELDS)
+
     fields: list[str] = []
     for run in runs[1:]:
         for name, _, _ in diff_fields(runs[0].config, run.config):
-            if name not in fields and name not in ("run_dir", "resume", *ignore):
+            if name not in fields and shown(name):
                 fields.append(name)
 
     def value(config, name):
