@@ -133,6 +133,13 @@ def validate(cfg: TrainConfig) -> None:
                          "--mesh.data 1")
 
 
+def wandb_group(cfg: TrainConfig, setting) -> str:
+    """A member's W&B group: the seeds of one setting form one group, named after the
+    population (``--wandb.group``, else its run directory) and, in a sweep, the setting."""
+    base = cfg.wandb.group or os.path.basename(os.path.normpath(cfg.run_dir))
+    return base + "".join(f" {name}={value}" for name, value in setting)
+
+
 def members(cfg: TrainConfig) -> list[Member]:
     """The members of ``cfg``'s population, setting-major: ``member-<k>`` is the k-th
     (setting, seed) pair."""
@@ -146,6 +153,7 @@ def members(cfg: TrainConfig) -> list[Member]:
             k = len(out)
             out.append(Member(k, seed, setting, dataclasses.replace(
                 cfg, seed=seed, learner=learner, population=PopulationConfig(),
+                wandb=dataclasses.replace(cfg.wandb, group=wandb_group(cfg, setting)),
                 mesh=dataclasses.replace(cfg.mesh, data=1, fsdp=1),  # a member: one device
                 run_dir=os.path.join(cfg.run_dir, f"member-{k}"))))
     return out

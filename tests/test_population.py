@@ -180,3 +180,15 @@ def test_a_population_that_cannot_run_fails_in_one_line_before_anything(
         run_lib.run(cfg, env_factory=factory)
     assert message in str(err.value) and "\n" not in str(err.value)
     assert not os.path.exists(cfg.run_dir)
+
+
+def test_the_seeds_of_one_setting_share_a_wandb_group(tmp_path):
+    from brc_mjx import population
+    from brc_mjx.config import WandbConfig
+
+    cfg = config(tmp_path / "pop", PopulationConfig(seeds=(0, 1), sweep=("learner.tau=0.005,0.02",)))
+    groups = [m.cfg.wandb.group for m in population.members(cfg)]
+    assert groups == ["pop learner.tau=0.005"] * 2 + ["pop learner.tau=0.02"] * 2
+    named = dataclasses.replace(cfg, wandb=WandbConfig(group="mine"),
+                                population=PopulationConfig(seeds=(0, 1)))
+    assert [m.cfg.wandb.group for m in population.members(named)] == ["mine", "mine"]
