@@ -172,6 +172,21 @@ def numpy_reward(m, d, task, stage):
                       value_at_margin=0))
 
     imu = d.site("imu").xpos
+    dont_move = tol(vel[:2], margin=2).mean()
+    if task.startswith("sit"):  # basic_locomotion_envs.py, Sit
+        sitting = tol(d.qpos[2], bounds=(0.68, 0.72), margin=0.2)
+        chair = d.body("chair").xpos
+        on_chair = (tol(d.qpos[0] - chair[0], bounds=(-0.19, 0.19), margin=0.2)
+                    * tol(d.qpos[1] - chair[1], margin=0.1))
+        posture = tol(head - imu[2], bounds=(0.35, 0.45), margin=0.3)
+        upright = tol(upright_z, bounds=(0.95, INF), sigmoid="linear", margin=0.9,
+                      value_at_margin=0)
+        return small * (0.5 * sitting + 0.5 * on_chair) * upright * posture * dont_move, stage
+    if task.startswith("balance"):  # balance.py, BalanceBase
+        standing = tol(head, bounds=(1.65 + 0.37, INF), margin=1.65 / 4)
+        upright = tol(upright_z, bounds=(0.9, INF), sigmoid="linear", margin=1.9,
+                      value_at_margin=0)
+        return small * standing * upright * dont_move, stage
     if task == "reach":  # reach.py
         hand_dist = np.sqrt(np.square(d.site("left_hand").xpos - REACH_GOAL).sum())
         healthy = d.xmat[1, -1] * 5.0
@@ -210,6 +225,25 @@ def numpy_reward(m, d, task, stage):
     return (0.2 * stand(0.9) * small + 0.4 * move + 0.4 * proximity) * discount + bonus, stage
 
 
+def numpy_terminated(m, d, task) -> bool:
+    """HumanoidBench's `get_terminated` of sit (pelvis below 0.5 m) and balance (below 0.8 m,
+    or the sphere touching anything but the floor and the board, or the floor anything but the
+    sphere)."""
+    if task.startswith("sit"):
+        return bool(d.qpos[2] < 0.5)
+    if d.qpos[2] < 0.8:
+        return True
+    floor, board = m.geom("floor").id, m.geom("stand_board_collision").id
+    sphere = m.geom("pivot_sphere_collision").id
+    for c in d.contact[:d.ncon]:
+        pair = (c.geom1, c.geom2)
+        if sphere in pair and floor not in pair and board not in pair:
+            return True
+        if floor in pair and sphere not in pair:
+            return True
+    return False
+
+
 @functools.cache
 def _mjx_step(task):
     env = H1Locomotion(task)
@@ -224,12 +258,14 @@ def _mjx_step(task):
 # Start poses (x, y) next to what the task's reward penalises or, for crawl, at the tunnel's
 # mouth: a pole 10 cm ahead of the torso, 25 cm from a barrier, 25 cm from a maze block.
 STARTS = {"crawl": (1.9, 0.0), "pole": (0.85, 0.75), "hurdle": (0.5, 4.2), "maze": (0.0, -0.45),
-          "reach": (0.0, 0.0)}
+          "reach": (0.0, 0.0),
+          "sit_hard": (0.3, 0.0)}  # in sit_hard's start range; sit_simple and balance: keyframes
+SIT_BALANCE = ("sit_simple", "sit_hard", "balance_simple", "balance_hard")
 REACH_GOAL = np.array([0.3, 0.35, 0.9])  # about 0.5 m from the left hand at the keyframe
 
 
 @pytest.mark.slow  # ~1-2 min each on 2 cores (CI runs the slow suite)
-@pytest.mark.parametrize("task", ["crawl", "pole", "hurdle", "maze", "reach"])
+@pytest.mark.parametrize("task", ["crawl", "pole", "hurdle", "maze", "reach", *SIT_BALANCE])
 def test_obstacle_reward_parity_with_cpu_mujoco(task):
     """From the same CPU state and a fixed random action sequence, per step: MJX's next state,
     reward and maze stage == CPU MuJoCo's next state and HumanoidBench's reward on it, with the
@@ -240,7 +276,9 @@ def test_obstacle_reward_parity_with_cpu_mujoco(task):
     compared. Here that happens only at hard impacts of a falling body (float32 MJX against
     float64 CPU MuJoCo, and MJX's capsule-box contacts, which are not CPU MuJoCo's; see
     envs/README.md): 0 of 30 steps for crawl and pole, 1 for maze, 3 for hurdle, each after
-    step 25. At most 3 of 30 may differ."""
+    step 25; 2 for sit_simple, 1 for sit_hard, balance_simple and balance_hard. At most 3 of
+    30 may differ. Sit and balance also compare the termination (balance's by contact) with
+    HumanoidBench's rule on the CPU contacts."""
     from mujoco import mjx
 
     from envs.humanoidbench.locomotion import State
@@ -250,11 +288,14 @@ def test_obstacle_reward_parity_with_cpu_mujoco(task):
     d = mujoco.MjData(m)
     rng = np.random.default_rng(1)
     mujoco.mj_resetDataKeyframe(m, d, 0)
-    d.qpos[0], d.qpos[1] = STARTS[task]
+    if task in STARTS:
+        d.qpos[0], d.qpos[1] = STARTS[task]
     d.qpos[:] += rng.uniform(-0.01, 0.01, m.nq)
     mujoco.mj_forward(m, d)
-    body = {i for i in range(m.ngeom) if m.geom_contype[i] == h1_lib.BODY_BIT}
-    stage, body_contacts, discounted, diverged, close = 0, 0, 0, 0, 0
+    robot = m.body("pelvis").id
+    body = {i for i in range(m.ngeom) if m.geom_contype[i] == h1_lib.BODY_BIT
+            and m.body_rootid[m.geom_bodyid[i]] == robot}
+    stage, body_contacts, discounted, diverged, close, ended = 0, 0, 0, 0, 0, 0
     for a in rng.uniform(-1, 1, (30, m.nu)):
         state = State(data=mjx.put_data(m, d, impl="jax"), obs=jnp.zeros(env.observation_size),
                       reward=jnp.zeros(()), done=jnp.zeros(()), stage=jnp.int32(stage),
@@ -275,6 +316,9 @@ def test_obstacle_reward_parity_with_cpu_mujoco(task):
         else:
             np.testing.assert_allclose(float(nxt.reward), want, rtol=2e-3, atol=1e-4)
             assert int(nxt.stage) == new_stage
+            if task in SIT_BALANCE:
+                assert bool(nxt.done) == numpy_terminated(m, d, task)
+                ended += int(bool(nxt.done))
             discounted += int(task in PENALTY and want < 0.1 * 1.0001 and bool(jax.device_get(
                 env.readings(nxt.data).penalised_contact)))
         stage = new_stage
@@ -290,7 +334,8 @@ def test_registry_and_suites():
     nine = envs.SUITES["humanoidbench-h1"]
     assert set(nine) == {f"humanoidbench/h1-{t}" for t in (
         "walk", "stand", "run", "stair", "crawl", "pole", "slide", "hurdle", "maze")}
-    assert set(envs.SUITES["humanoidbench-h1-all"]) == set(nine) | {"humanoidbench/h1-reach"}
+    assert set(envs.SUITES["humanoidbench-h1-all"]) == set(nine) | {
+        f"humanoidbench/h1-{t}" for t in ("reach", *SIT_BALANCE)}
     scores = envs.normalised_scores(["humanoidbench/h1-maze", "humanoidbench/h1-crawl"],
                                     [106.441 + 0.5 * (1200 - 106.441), 700.0])
     assert scores["humanoidbench/h1-maze"] == pytest.approx(0.5)
@@ -321,3 +366,78 @@ def test_reach_reward_hand_worked_and_its_goal():
     np.testing.assert_array_equal(states.obs[:, 54:], goals)
     hand = np.asarray(states.data.site_xpos[:, env.mj_model.site("left_hand").id])
     np.testing.assert_allclose(states.obs[:, 51:54], hand)
+
+
+def test_sit_and_balance_rewards_hand_worked():
+    tasks = envs.humanoidbench.TASKS
+    # sat on the chair: pelvis 0.70 m high, 0.1 m in front of the chair's origin, head 0.4 m
+    # above the imu, upright, still, no force: every factor is 1
+    seated = _readings(root=jnp.array([-0.15, 0.0, 0.70]), chair_xy=jnp.array([-0.25, 0.0]),
+                       head_height=1.2, imu=jnp.array([-0.15, 0.0, 0.8]))
+    for task in ("sit_simple", "sit_hard"):
+        assert float(reward(seated, tasks[task])) == pytest.approx(1.0, rel=1e-6)
+    # standing (pelvis 0.98): sitting = 0.1 ** ((0.98 - 0.72) / 0.2) ** 2 (gaussian)
+    standing = seated.replace(root=jnp.array([-0.15, 0.0, 0.98]))
+    assert float(reward(standing, tasks["sit_simple"])) == pytest.approx(
+        0.5 * 0.1 ** 1.69 + 0.5, rel=1e-5)
+    # 0.1 m to the side of the chair: on_chair = 0.1 (margin 0.1)
+    aside = seated.replace(root=jnp.array([-0.15, 0.1, 0.70]))
+    assert float(reward(aside, tasks["sit_simple"])) == pytest.approx(0.55, rel=1e-5)
+    # balance: the head 0.37 m higher than `stand` asks (2.02 m): 1; at stand's 1.65 m:
+    # standing = 0.1 ** (0.37 / (1.65 / 4)) ** 2
+    on_board = _readings(head_height=2.02)
+    assert float(reward(on_board, tasks["balance_simple"])) == pytest.approx(1.0, rel=1e-6)
+    low = on_board.replace(head_height=jnp.float32(1.65))
+    assert float(reward(low, tasks["balance_hard"])) == pytest.approx(
+        0.1 ** ((0.37 / 0.4125) ** 2), rel=1e-5)
+
+
+def test_balance_contact_rule_hand_worked():
+    from envs.humanoidbench.locomotion import balance_contact
+
+    # geoms: 0 floor, 1 board, 2 sphere, 3 a foot
+    floor, board, pivot = (jnp.arange(4) == i for i in range(3))
+
+    def ends(pairs, active=None):
+        geom = jnp.asarray(pairs)
+        active = jnp.ones(len(pairs), bool) if active is None else jnp.asarray(active)
+        return bool(balance_contact(geom, active, floor, board, pivot))
+
+    assert not ends([(2, 0), (1, 2), (3, 1)])  # sphere on floor, board on sphere, foot on board
+    assert ends([(3, 2)])  # a foot touches the sphere
+    assert ends([(0, 3)])  # a foot touches the floor
+    assert ends([(1, 0)])  # the board touches the floor
+    assert not ends([(0, 3), (3, 2)], active=[False, False])  # slots not in contact
+
+
+def test_sit_and_balance_keyframes():
+    """HumanoidBench's qpos0 of each task: the robot, then the scene's free bodies."""
+    for task, size, start, free in (
+            ("sit_simple", 51, (0.0, 0.0, 0.98), ()),
+            ("sit_hard", 64, (0.0, 0.0, 0.98), (-0.25, 0, 0, 1, 0, 0, 0)),
+            ("balance_simple", 64, (-0.1, 0.0, 1.38), (0, 0, 0.37, 1, 0, 0, 0)),
+            ("balance_hard", 77, (-0.1, 0.0, 1.38),
+             (0, 0, 0.37, 1, 0, 0, 0, 0, 0, 0.17, 1, 0, 0, 0))):
+        m = H1Locomotion(task).mj_model
+        assert m.nq + m.nv == size
+        np.testing.assert_allclose(m.key_qpos[0][:3], start)
+        np.testing.assert_allclose(m.key_qpos[0][3:26], h1_lib.QPOS0[3:])
+        np.testing.assert_allclose(m.key_qpos[0][26:], free)
+
+
+@pytest.mark.slow  # ~1 min: compiles a whole-body reset
+def test_sit_hard_reset():
+    keys = jax.random.split(jax.random.key(0), 256)
+    hard = H1Locomotion("sit_hard")
+    states = jax.jit(jax.vmap(hard.reset))(keys)
+    qpos = np.asarray(states.data.qpos)
+    assert states.obs.shape == (256, 64)
+    # HumanoidBench's SitHard: x ~ U(0.2, 0.4), y ~ U(-0.15, 0.15), yaw ~ U(-1.8, 1.8)
+    assert qpos[:, 0].min() >= 0.2 and qpos[:, 0].max() <= 0.4 and qpos[:, 0].std() > 0.04
+    assert np.abs(qpos[:, 1]).max() <= 0.15
+    yaw = 2 * np.arctan2(qpos[:, 6], qpos[:, 3])
+    np.testing.assert_allclose(qpos[:, 4:6], 0.0)
+    assert np.abs(yaw).max() <= 1.8 + 1e-5 and np.abs(yaw).max() > 1.5
+    # the chair at (-0.25, 0, 0), then the noise of every qpos entry (+-0.01)
+    assert np.abs(qpos[:, 26:29] - [-0.25, 0.0, 0.0]).max() <= 0.01
+    assert np.abs(qpos[:, 2] - 0.98).max() <= 0.01

@@ -186,7 +186,8 @@ def test_the_seeds_of_one_setting_share_a_wandb_group(tmp_path):
     from brc_mjx import population
     from brc_mjx.config import WandbConfig
 
-    cfg = config(tmp_path / "pop", PopulationConfig(seeds=(0, 1), sweep=("learner.tau=0.005,0.02",)))
+    cfg = config(tmp_path / "pop",
+                 PopulationConfig(seeds=(0, 1), sweep=("learner.tau=0.005,0.02",)))
     groups = [m.cfg.wandb.group for m in population.members(cfg)]
     assert groups == ["pop learner.tau=0.005"] * 2 + ["pop learner.tau=0.02"] * 2
     named = dataclasses.replace(cfg, wandb=WandbConfig(group="mine"),

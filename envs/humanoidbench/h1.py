@@ -180,9 +180,11 @@ def build_spec(visual: bool = False, scene: str = "", whole_body: bool = False) 
         name="pelvis_subtreelinvel", type=mujoco.mjtSensor.mjSENS_SUBTREELINVEL,
         objtype=mujoco.mjtObj.mjOBJ_BODY, objname="pelvis",
     )
-    spec.add_key(name="qpos0", qpos=QPOS0.tolist())
+    qpos0 = QPOS0.copy()
     if scene:
         scenes.SCENES[scene](spec)
+        qpos0[:3] = scenes.ROOT_START.get(scene, qpos0[:3])
+        qpos0 = np.concatenate([qpos0, scenes.FREE_QPOS.get(scene, ())])
         # MJX collides every candidate pair and solves for every contact slot (242 on the stairs,
         # 132 on the slides); its two caps keep the MAX_GEOM_PAIRS pairs nearest by bounding
         # sphere per pair type and the MAX_CONTACTS deepest contacts. At most 10 spheres x 2
@@ -192,6 +194,7 @@ def build_spec(visual: bool = False, scene: str = "", whole_body: bool = False) 
         spec.add_numeric(name="max_contact_points",
                          data=[MAX_CONTACTS_WHOLE_BODY if whole_body else MAX_CONTACTS])
         spec.add_numeric(name="max_geom_pairs", data=[MAX_GEOM_PAIRS])
+    spec.add_key(name="qpos0", qpos=qpos0.tolist())  # the robot's, then the scene's free bodies
     return spec
 
 

@@ -86,6 +86,9 @@ class Readings:
     pelvis_upright: Any = None  # body "pelvis" xmat zz
     left_hand: Any = None  # (3,) site "left_hand"
     robot_qvel: Any = None  # (25,) qvel
+    root: Any = None  # (3,) qpos[:3], the pelvis's free-joint position
+    chair_xy: Any = None  # (2,) body "chair" xpos x, y (sit; zeros elsewhere)
+    forbidden_contact: Any = None  # () bool: balance's ending contacts (`balance_contact`)
 
 
 def _small_control(readings: Readings) -> jax.Array:
@@ -101,11 +104,15 @@ def _move(velocity: jax.Array, speed: float) -> jax.Array:
     return (5 * move + 1) / 6
 
 
-def _stand(readings: Readings, upright_bound: float) -> jax.Array:
-    standing = tolerance(readings.head_height, _STAND_HEIGHT, jnp.inf, margin=_STAND_HEIGHT / 4)
+def _stand(readings: Readings, upright_bound: float, height: float = _STAND_HEIGHT) -> jax.Array:
+    standing = tolerance(readings.head_height, height, jnp.inf, margin=_STAND_HEIGHT / 4)
     upright = tolerance(readings.torso_upright, upright_bound, jnp.inf, margin=1.9,
                         sigmoid="linear", value_at_margin=0.0)
     return standing * upright
+
+
+def _dont_move(readings: Readings) -> jax.Array:
+    return tolerance(readings.com_velocity[..., :2], 0.0, 0.0, margin=2.0).mean(-1)
 
 
 def _discount(readings: Readings) -> jax.Array:
@@ -113,9 +120,12 @@ def _discount(readings: Readings) -> jax.Array:
 
 
 def reward(readings: Readings, task: LocomotionTask) -> jax.Array:
-    """HumanoidBench's reward of `task` (all but maze, whose reward is `maze_reward`'s): walk
-    (1 m/s) / run (5 m/s), stand (move_speed 0), stair / slide (`ClimbingUpwards`: standing
-    measured from each foot, a looser upright), crawl, pole, hurdle."""
+    """HumanoidBench's reward of `task` (all but maze and reach, whose rewards are
+    `maze_reward`'s and `reach_reward`'s): walk (1 m/s) / run (5 m/s), stand (move_speed 0),
+    stair / slide (`ClimbingUpwards`: standing measured from each foot, a looser upright),
+    crawl, pole, hurdle, sit (`Sit`: the pelvis 0.68-0.72 m high over the chair's seat, the
+    head 0.35-0.45 m above the imu), balance (`BalanceBase`: standing 0.37 m higher, on the
+    board)."""
     small_control = _small_control(readings)
     velocity = readings.com_velocity[..., 0]
     if task.kind == "climb":
@@ -142,13 +152,44 @@ def reward(readings: Readings, task: LocomotionTask) -> jax.Array:
     if task.kind == "hurdle":
         return (small_control * _stand(readings, 0.8) * _move(velocity, task.move_speed)
                 * _discount(readings))
+    if task.kind == "sit":
+        root, chair = readings.root, readings.chair_xy
+        sitting = tolerance(root[..., 2], 0.68, 0.72, margin=0.2)
+        on_chair = (tolerance(root[..., 0] - chair[..., 0], -0.19, 0.19, margin=0.2)
+                    * tolerance(root[..., 1] - chair[..., 1], 0.0, 0.0, margin=0.1))
+        posture = tolerance(readings.head_height - readings.imu[..., 2], 0.35, 0.45, margin=0.3)
+        upright = tolerance(readings.torso_upright, 0.95, jnp.inf, margin=0.9, sigmoid="linear",
+                            value_at_margin=0.0)
+        sit = (0.5 * sitting + 0.5 * on_chair) * upright * posture
+        return small_control * sit * _dont_move(readings)
+    if task.kind == "balance":
+        stand = _stand(readings, 0.9, height=_STAND_HEIGHT + BOARD_HEIGHT)
+        return small_control * stand * _dont_move(readings)
     if task.kind in ("maze", "reach"):
         raise ValueError(f"the {task.kind} reward depends on the env state: use {task.kind}_reward")
     stand = _stand(readings, 0.9)
     if task.move_speed == 0:
-        dont_move = tolerance(readings.com_velocity[..., :2], 0.0, 0.0, margin=2.0).mean(-1)
-        return small_control * stand * dont_move
+        return small_control * stand * _dont_move(readings)
     return small_control * stand * _move(velocity, task.move_speed)
+
+
+BOARD_HEIGHT = 0.37  # balance: the board lifts the robot (and the `standing` bound) by this
+# sit_hard: the robot starts at x ~ U(0.2, 0.4), y ~ U(-0.15, 0.15), turned by U(-1.8, 1.8) rad
+SIT_HARD_START = ((0.2, 0.4), (-0.15, 0.15), (-1.8, 1.8))
+
+
+def balance_contact(geom: jax.Array, active: jax.Array, floor: jax.Array, board: jax.Array,
+                    pivot: jax.Array) -> jax.Array:
+    """HumanoidBench's balance termination by contact: the sphere touches anything but the
+    floor or the board, or the floor touches anything but the sphere. ``geom`` (n, 2) are the
+    contacts' geom pairs, ``active`` (n,) which are in contact; ``floor`` / ``board`` /
+    ``pivot`` (ngeom,) bool masks."""
+    def has(mask):
+        return mask[geom].any(-1)
+
+    stray_pivot = has(pivot) & ~has(floor) & ~has(board)
+    stray_floor = has(floor) & ~has(pivot)
+    return (active & (stray_pivot | stray_floor)).any(-1)
 
 
 # Reach (HumanoidBench's `Reach`): a target for the left hand, drawn at reset and observed.
@@ -207,10 +248,14 @@ class LocomotionTask:
     random_return: float  # HumanoidBench's random-policy return (normalised score 0)
     target_return: float  # its success bar (normalised score 1)
     scene: str = ""  # terrain or obstacles (`scenes.SCENES`), "" the bare floor
-    kind: str = "basic"  # the reward: basic (walk / stand / run), climb, crawl, pole, hurdle, maze
+    # the reward: basic (walk / stand / run), climb, crawl, pole, hurdle, maze, reach, sit,
+    # balance
+    kind: str = "basic"
     whole_body: bool = False  # the body's primitives touch the floor and the scene
     # the episode ends when this reading drops below the threshold ("" never)
     end_when: tuple[str, float] = ("pelvis_height", TERMINATION_HEIGHT)
+    end_on_contact: bool = False  # also on balance's forbidden contacts (`balance_contact`)
+    random_start: bool = False  # sit_hard's reset: the robot placed and turned at random
 
 
 # Random-policy returns (10 seeds x 10 episodes) as SimbaV2 published them next to
@@ -235,6 +280,17 @@ TASKS = {
                            whole_body=True),
     "reach": LocomotionTask("reach", 0.0, 260.302, 12000.0, kind="reach", whole_body=True,
                             end_when=("", 0.0)),
+    "sit_simple": LocomotionTask("sit_simple", 0.0, 9.393, 750.0, scene="sit_simple",
+                                 kind="sit", whole_body=True, end_when=("pelvis_height", 0.5)),
+    "sit_hard": LocomotionTask("sit_hard", 0.0, 2.448, 750.0, scene="sit_hard", kind="sit",
+                               whole_body=True, end_when=("pelvis_height", 0.5),
+                               random_start=True),
+    "balance_simple": LocomotionTask("balance_simple", 0.0, 9.391, 800.0,
+                                     scene="balance_simple", kind="balance", whole_body=True,
+                                     end_when=("pelvis_height", 0.8), end_on_contact=True),
+    "balance_hard": LocomotionTask("balance_hard", 0.0, 9.044, 800.0, scene="balance_hard",
+                                   kind="balance", whole_body=True,
+                                   end_when=("pelvis_height", 0.8), end_on_contact=True),
 }
 
 
@@ -270,8 +326,9 @@ class H1Locomotion:
         self._impl = impl
         m = self.mj_model
         self.action_size = int(m.nu)
-        # qpos + qvel (51); reach adds the left hand's position and the goal (57)
-        self.observation_size = 57 if self.task.kind == "reach" else 51
+        # qpos + qvel (51, and the chair's or the board's and sphere's free joints: 64, 77);
+        # reach adds the left hand's position and the goal (57)
+        self.observation_size = m.nq + m.nv + (6 if self.task.kind == "reach" else 0)
         self._ctrl_low = jnp.asarray(m.actuator_ctrlrange[:, 0], jnp.float32)
         self._ctrl_high = jnp.asarray(m.actuator_ctrlrange[:, 1], jnp.float32)
         self._qpos0 = jnp.asarray(m.key_qpos[0], jnp.float32)
@@ -284,6 +341,10 @@ class H1Locomotion:
         sensor = m.sensor("pelvis_subtreelinvel")
         self._vel = slice(int(m.sensor_adr[sensor.id]), int(m.sensor_adr[sensor.id]) + 3)
         self._penalised = penalised_geoms(m, self.task.scene)
+        names = [m.geom(i).name for i in range(m.ngeom)]
+        self._balance_masks = tuple(np.array([n == name for n in names]) for name in (
+            "floor", "stand_board_collision", "pivot_sphere_collision"))
+        self._chair = m.body("chair").id if self.task.kind == "sit" else None
 
     @property
     def render_model(self):
@@ -297,6 +358,12 @@ class H1Locomotion:
             penalised = touching.any()
         else:
             penalised = jnp.zeros((), bool)
+        if self.task.end_on_contact:
+            contact = data._impl.contact
+            forbidden = balance_contact(contact.geom, contact.dist < 0,
+                                        *(jnp.asarray(x) for x in self._balance_masks))
+        else:
+            forbidden = jnp.zeros((), bool)
         return Readings(
             head_height=data.site_xpos[self._head, 2],
             torso_upright=data.xmat[self._torso, 2, 2],
@@ -311,6 +378,9 @@ class H1Locomotion:
             pelvis_upright=data.xmat[self._pelvis, 2, 2],
             left_hand=data.site_xpos[self._left_hand],
             robot_qvel=data.qvel[:25],
+            root=data.qpos[:3],
+            chair_xy=(data.xpos[self._chair, :2] if self._chair is not None else jnp.zeros(2)),
+            forbidden_contact=forbidden,
         )
 
     def _obs(self, data: Any, goal: jax.Array) -> jax.Array:
@@ -323,10 +393,17 @@ class H1Locomotion:
         from mujoco import mjx
 
         reach = self.task.kind == "reach"
-        # reach splits the key for its goal; the other tasks draw their noise from `key` itself
-        noise_key, goal_key = jax.random.split(key) if reach else (key, key)
+        # reach and sit_hard split the key for their goal or start; the other tasks draw their
+        # noise from `key` itself
+        noise_key, goal_key = (jax.random.split(key) if reach or self.task.random_start
+                               else (key, key))
         qpos = self._qpos0 + jax.random.uniform(
             noise_key, self._qpos0.shape, minval=-RESET_NOISE, maxval=RESET_NOISE)
+        if self.task.random_start:  # HumanoidBench's SitHard.reset_model, after the noise
+            low, high = np.array(SIT_HARD_START).T
+            x, y, yaw = jax.random.uniform(goal_key, (3,), minval=low, maxval=high)
+            qpos = qpos.at[:2].set(jnp.stack([x, y])).at[3:7].set(
+                jnp.stack([jnp.cos(yaw / 2), 0.0, 0.0, jnp.sin(yaw / 2)]))
         data = mjx.make_data(self.mjx_model, impl=self._impl).replace(qpos=qpos)
         data = mjx.forward(self.mjx_model, data)
         goal = (jax.random.uniform(goal_key, (3,), minval=jnp.asarray(REACH_LOW),
@@ -360,6 +437,7 @@ class H1Locomotion:
             done = data.qpos[2] < threshold
         else:
             done = jnp.zeros((), bool)
+        done = done | readings.forbidden_contact
         return State(data=data, obs=self._obs(data, state.goal), reward=r.astype(jnp.float32),
                      done=done.astype(jnp.float32), stage=stage, goal=state.goal)
 

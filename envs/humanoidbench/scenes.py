@@ -37,6 +37,8 @@ here generated from the same numbers); they also touch the H1's body primitives
 
 from __future__ import annotations
 
+import itertools
+
 import mujoco
 
 from envs.humanoidbench.h1 import BODY_BIT, TERRAIN_BIT  # h1.build_spec imports this lazily
@@ -149,8 +151,76 @@ def add_maze(spec: mujoco.MjSpec) -> None:
                                 rgba=(0.9, 0.2, 0.2, 1.0), group=1)
 
 
+# Sit (HumanoidBench's `tasks/sit_{simple,hard}.xml`): a chair behind the robot, its seat a
+# 0.42 x 0.42 x 0.475 m box and its back a 0.04 x 0.42 x 0.4 m board, in a body at x = -0.25,
+# welded to the world in sit_simple and free in sit_hard. HumanoidBench's chair weighs what its
+# visual legs, seat and back weigh at density 1000 (its collision class has mass 0): 15.748 kg,
+# with this centre of mass and principal inertia (read from HumanoidBench's compiled model).
+CHAIR_POS = (-0.25, 0.0, 0.0)
+CHAIR_INERTIAL = ((-0.0591211582, 0.0, 0.4796647193), (0.9493954498, 0.0, -0.3140832371, 0.0),
+                  15.748, (1.024485313, 0.9252890332, 0.5463975869))
+# Balance (HumanoidBench's `tasks/balance_{simple,hard}.xml`): a 0.3 x 1.1 x 0.06 m board, free,
+# on a sphere of radius 0.17 resting on the floor, welded in balance_simple and free in
+# balance_hard; both weigh what their boxes and spheres weigh at density 1000.
+BOARD_POS, BOARD_SIZE = (0.0, 0.0, 0.37), (0.15, 0.55, 0.03)
+PIVOT_POS, PIVOT_RADIUS = (0.0, 0.0, 0.17), 0.17
+# Scene bodies that move: they touch the floor too (the floor's affinity has BODY_BIT).
+_MOVING = dict(contype=BODY_BIT, conaffinity=_SCENE_AFFINITY)
+
+
+CORNER_RADIUS = 0.002  # the free chair's corner spheres (see `_chair`)
+
+
+def _chair(spec: mujoco.MjSpec, free: bool) -> None:
+    """The chair. Free (sit_hard), it meets the floor through a small sphere in each of its
+    boxes' 16 corners instead of the boxes' faces: MJX's box-plane contacts are not CPU
+    MuJoCo's (the noisy reset drops the chair by up to 1 cm, and its velocities were 0.1 rad/s
+    apart after landing, measured), while sphere-plane contacts agree. Its boxes still meet the
+    robot (body primitives, foot spheres)."""
+    chair = spec.worldbody.add_body(name="chair", pos=CHAIR_POS)
+    if free:
+        chair.add_freejoint(name="free_chair")
+    chair.ipos, chair.iquat, chair.mass, chair.inertia = CHAIR_INERTIAL
+    chair.explicitinertial = True
+    bits = dict(contype=TERRAIN_BIT, conaffinity=_SCENE_AFFINITY) if free else _MOVING
+    for name, pos, size in (("chair_back", (-0.23, 0.0, 0.65), (0.02, 0.21, 0.2)),
+                            ("chair_seat", (0.0, 0.0, 0.2375), (0.21, 0.21, 0.2375))):
+        chair.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_BOX, pos=pos, size=size,
+                       density=0.0, rgba=OBSTACLE_RGBA, **bits)
+        if free:  # floor contacts only: BODY_BIT against the floor's affinity, affinity 0
+            for k, signs in enumerate(itertools.product((-1, 1), repeat=3)):
+                corner = [p + sign * (h - CORNER_RADIUS)
+                          for p, sign, h in zip(pos, signs, size, strict=True)]
+                chair.add_geom(name=f"{name}_corner{k}", type=mujoco.mjtGeom.mjGEOM_SPHERE,
+                               size=(CORNER_RADIUS, 0, 0), pos=corner, contype=BODY_BIT,
+                               conaffinity=0, density=0.0, group=3)
+
+
+def _balance(spec: mujoco.MjSpec, free_pivot: bool) -> None:
+    board = spec.worldbody.add_body(name="stand_board", pos=BOARD_POS)
+    board.add_freejoint(name="free_stand_board")
+    board.add_geom(name="stand_board_collision", type=mujoco.mjtGeom.mjGEOM_BOX,
+                   size=BOARD_SIZE, density=1000.0, rgba=OBSTACLE_RGBA, **_MOVING)
+    pivot = spec.worldbody.add_body(name="rolling_pivot", pos=PIVOT_POS)
+    if free_pivot:
+        pivot.add_freejoint(name="free_rolling_pivot")
+    pivot.add_geom(name="pivot_sphere_collision", type=mujoco.mjtGeom.mjGEOM_SPHERE,
+                   size=(PIVOT_RADIUS, 0, 0), density=1000.0, rgba=(0.3, 0.3, 0.3, 1.0),
+                   **_MOVING)
+
+
 SCENES = {"stair": add_stairs, "slide": add_slide, "crawl": add_tunnel, "pole": add_poles,
-          "hurdle": add_hurdles, "maze": add_maze}
+          "hurdle": add_hurdles, "maze": add_maze,
+          "sit_simple": lambda spec: _chair(spec, free=False),
+          "sit_hard": lambda spec: _chair(spec, free=True),
+          "balance_simple": lambda spec: _balance(spec, free_pivot=False),
+          "balance_hard": lambda spec: _balance(spec, free_pivot=True)}
+# HumanoidBench's keyframes of these scenes: where the robot's root starts (else the H1's
+# standing keyframe, at the origin), and the qpos of the scene's free bodies, after the robot's.
+ROOT_START = {"balance_simple": (-0.1, 0.0, 1.38), "balance_hard": (-0.1, 0.0, 1.38)}
+_UNIT_QUAT = (1.0, 0.0, 0.0, 0.0)
+FREE_QPOS = {"sit_hard": (*CHAIR_POS, *_UNIT_QUAT), "balance_simple": (*BOARD_POS, *_UNIT_QUAT),
+             "balance_hard": (*BOARD_POS, *_UNIT_QUAT, *PIVOT_POS, *_UNIT_QUAT)}
 # The geoms whose contact with the robot discounts a task's reward (HumanoidBench's rules):
 # pole: any pole; hurdle: the three barriers; maze: any block.
 PENALISED = {"pole": "pole_", "hurdle": "_barrier", "maze": "block_"}
