@@ -338,7 +338,8 @@ SUITES: dict[str, tuple[str, ...]] = {
         "dmc/finger-turn_easy", "dmc/finger-turn_hard", "dmc/fish-swim", "dmc/hopper-stand",
         "dmc/hopper-hop",
     ),
-    # BRC's nine HumanoidBench H1 (no hands) tasks, and every H1 task made here
+    # BRC's nine HumanoidBench H1 (no hands) tasks, and every H1 task made here (the nine,
+    # reach, sit and balance)
     "humanoidbench-h1": tuple(f"humanoidbench/h1-{t}" for t in (
         "walk", "stand", "run", "stair", "crawl", "pole", "slide", "hurdle", "maze")),
     "humanoidbench-h1-all": tuple(t.name for t in TASKS.values() if t.suite == "humanoidbench"),

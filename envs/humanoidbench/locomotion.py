@@ -1,5 +1,9 @@
 """HumanoidBench's H1 locomotion tasks (walk, stand, run, stair, slide, crawl, pole, hurdle,
-maze) as pure-JAX MJX envs.
+maze, reach, sit_simple, sit_hard, balance_simple, balance_hard) as pure-JAX MJX envs.
+
+Sit and balance add free bodies (the chair of sit_hard, the board, balance_hard's sphere) after
+the robot in qpos / qvel, and observe them too; their rewards, terminations (balance's also by
+contact) and sit_hard's random start are HumanoidBench's (`Sit`, `SitHard`, `BalanceBase`).
 
 Faithful to HumanoidBench (`humanoid_bench/envs/basic_locomotion_envs.py`, `tasks.py`, `env.py`):
 an action in [-1, 1]^19 is mapped linearly onto the position actuators' control ranges and held
