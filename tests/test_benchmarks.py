@@ -88,11 +88,14 @@ def test_rebuilt_brax_update_does_the_work_of_brax_sac():
     assert costs["ours"]["seconds"] > 0 and costs["brax"]["seconds"] > 0
 
 
-def test_h1_contact_and_random_policy_refuse_unknown_tasks_before_compiling():
-    from benchmarks import h1_contact, random_policy
+def test_h1_contact_and_random_policy_refuse_unknown_tasks_before_compiling(tmp_path):
+    from benchmarks import h1_contact, h1_scenes, random_policy
 
     with pytest.raises(SystemExit, match="unknown H1 task"):
         h1_contact.main(h1_contact.Config(tasks=("walk", "jog")))
+    with pytest.raises(SystemExit, match="unknown H1 task 'sit'"):
+        h1_scenes.main(h1_scenes.Config(tasks=("sit",), out=tmp_path / "x.png"))
+    assert not (tmp_path / "x.png").exists()
     with pytest.raises(ValueError, match="no-such-task"):
         random_policy.main(random_policy.Config(tasks=("dmc/no-such-task",)))
 
