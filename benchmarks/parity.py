@@ -3,6 +3,7 @@
     python -m benchmarks.parity run --tasks dmc/walker-walk --seeds 0 1 2 --backends mjx envpool
     python -m benchmarks.parity official LOG --task dmc/walker-walk --seed 0   # parse its print
     python -m benchmarks.parity plot                                           # docs/plots/
+    python -m benchmarks.parity cross --tasks dmc/cheetah-run --source envpool  # swap envs
 
 ``run`` trains brc_mjx at the official code's single-task config (``official_config``: 1 env, 2
 updates per env step, batch 256, critic width 256, depth 2, 101 atoms, tau 0.005, 1,000 uniform
@@ -10,7 +11,10 @@ warm-up steps, 10 deterministic eval episodes every 2k steps) one (task, seed, b
 time, and appends one row per run with its eval curve to ``benchmarks/results/parity.jsonl``.
 ``official`` turns the log of the official ``train.py`` (run as docs/parity.md says, with one
 added print of its eval return) into rows of the same form, and ``plot`` draws mean +- sd per
-task and implementation. Rows carry the commit, device and versions (``common.row_header``).
+task and implementation. ``cross`` evaluates the final policies of finished runs on each
+backend (the 10 deterministic episodes of the eval, before any update), to tell a policy that
+learned less from an environment that pays differently. Rows carry the commit, device and
+versions (``common.row_header``).
 """
 
 from __future__ import annotations
@@ -121,6 +125,59 @@ class Plot:
 
     out: Path = RESULTS
     plots: Path = PLOTS
+
+
+@dataclasses.dataclass(frozen=True)
+class Cross:
+    """Evaluate the final policy of each finished ``run`` (``<task>-<source>-s<seed>[-<variant>]``)
+    on each backend."""
+
+    tasks: tuple[str, ...] = ("dmc/cheetah-run",)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    source: str = "mjx"
+    """The backend the runs trained on."""
+    variant: str = ""
+    """The runs' variant label (``run --variant``), if any."""
+    backends: tuple[str, ...] = ("mjx", "envpool")
+    runs_dir: Path = Path("runs/parity")
+    out: Path = RESULTS_DIR / "parity_cross.jsonl"
+
+
+def cross(cfg: Cross) -> list[dict]:
+    import shutil
+
+    from brc_mjx.run import run as train
+
+    suffix = f"-{cfg.variant}" if cfg.variant else ""
+    sources = {(task, seed): cfg.runs_dir / f"{task.replace('/', '_')}-{cfg.source}-s{seed}{suffix}"
+               for task in cfg.tasks for seed in cfg.seeds}
+    source_name = cfg.source + suffix
+    missing = [str(d) for d in sources.values() if not (d / "metrics.jsonl").exists()]
+    if missing:  # before anything is built
+        raise SystemExit(f"benchmarks.parity cross: no finished run at {missing[0]}")
+    rows = []
+    for (task, seed), source in sources.items():
+        trained = eval_curve(source)[-1]
+        for backend in cfg.backends:
+            scratch = cfg.runs_dir / "cross" / f"{source.name}-on-{backend}"
+            shutil.rmtree(scratch, ignore_errors=True)
+            # the evaluation before the first update is the loaded policy's (10 deterministic
+            # episodes); the loop needs one epoch past the warm-up (here one env step, two
+            # updates), whose eval is not kept
+            train(dataclasses.replace(
+                official_config(task, seed, backend, 2, str(scratch)), init_from=str(source),
+                eval_at_start=True, warmup_env_steps=1, steps_per_epoch=1, eval_every=2,
+                checkpoint_every=2))
+            returns = [r for step, r in eval_curve(scratch) if step == 0]
+            row = dict(row_header("parity_cross"), config=dict(
+                task=task, seed=seed, source=source_name, source_step=trained[0], on=backend),
+                trained_eval=trained[1], evals=returns)
+            append_row(cfg.out, row)
+            rows.append(row)
+            print(f"parity cross {task} {source_name} s{seed} (eval {trained[1]:.0f} at "
+                  f"{trained[0] // 1000}k) on {backend}: "
+                  + " ".join(f"{r:.0f}" for r in returns), flush=True)
+    return rows
 
 
 def _overrides(pairs: tuple[str, ...]) -> dict:
@@ -262,14 +319,14 @@ def plot(cfg: Plot) -> list[Path]:
 
 
 #: the subcommands of ``python -m benchmarks.parity``
-COMMANDS = {"run": Run, "official": Official, "plot": Plot}
+COMMANDS = {"run": Run, "official": Official, "plot": Plot, "cross": Cross}
 
 
 def main(argv: list[str] | None = None) -> None:
     # XLA:CPU logs a false machine-type error per cached program (as brc-train, brc_mjx.cli)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     cmd = tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv)
-    {Run: run, Official: official, Plot: plot}[type(cmd)](cmd)
+    {Run: run, Official: official, Plot: plot, Cross: cross}[type(cmd)](cmd)
 
 
 if __name__ == "__main__":
