@@ -93,3 +93,13 @@ def test_the_documented_official_command_parses(tmp_path):
         parity.COMMANDS,
         args=["official", "logs/walker-walk-s0.log", "--task", "dmc/walker-walk", "--seed", "0"])
     assert (str(cmd.log), cmd.task, cmd.seed) == ("logs/walker-walk-s0.log", "dmc/walker-walk", 0)
+
+
+def test_cross_names_a_missing_run_before_building_anything(tmp_path):
+    (tmp_path / "dmc_cheetah-run-mjx-s0-after-step").mkdir()
+    (tmp_path / "dmc_cheetah-run-mjx-s0-after-step" / "metrics.jsonl").write_text("")
+    cfg = parity.Cross(seeds=(0, 1), variant="after-step", runs_dir=tmp_path,
+                       out=tmp_path / "rows.jsonl")
+    with pytest.raises(SystemExit, match="dmc_cheetah-run-mjx-s1-after-step"):
+        parity.cross(cfg)
+    assert not (tmp_path / "rows.jsonl").exists()
