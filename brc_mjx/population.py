@@ -134,8 +134,9 @@ def validate(cfg: TrainConfig) -> None:
 
 
 def wandb_group(cfg: TrainConfig, setting) -> str:
-    """A member's W&B group: the seeds of one setting form one group, named after the
-    population (``--wandb.group``, else its run directory) and, in a sweep, the setting."""
+    """A member's W&B group (with ``--wandb.enabled``): the seeds of one setting form one
+    group, named after the population (``--wandb.group``, else its run directory) and, in a
+    sweep, the setting."""
     base = cfg.wandb.group or os.path.basename(os.path.normpath(cfg.run_dir))
     return base + "".join(f" {name}={value}" for name, value in setting)
 
@@ -153,7 +154,8 @@ def members(cfg: TrainConfig) -> list[Member]:
             k = len(out)
             out.append(Member(k, seed, setting, dataclasses.replace(
                 cfg, seed=seed, learner=learner, population=PopulationConfig(),
-                wandb=dataclasses.replace(cfg.wandb, group=wandb_group(cfg, setting)),
+                wandb=(dataclasses.replace(cfg.wandb, group=wandb_group(cfg, setting))
+                       if cfg.wandb.enabled else cfg.wandb),
                 mesh=dataclasses.replace(cfg.mesh, data=1, fsdp=1),  # a member: one device
                 run_dir=os.path.join(cfg.run_dir, f"member-{k}"))))
     return out

@@ -187,9 +187,12 @@ def test_the_seeds_of_one_setting_share_a_wandb_group(tmp_path):
     from brc_mjx.config import WandbConfig
 
     cfg = config(tmp_path / "pop",
-                 PopulationConfig(seeds=(0, 1), sweep=("learner.tau=0.005,0.02",)))
+                 PopulationConfig(seeds=(0, 1), sweep=("learner.tau=0.005,0.02",)),
+                 wandb=WandbConfig(enabled=True))
     groups = [m.cfg.wandb.group for m in population.members(cfg)]
     assert groups == ["pop learner.tau=0.005"] * 2 + ["pop learner.tau=0.02"] * 2
-    named = dataclasses.replace(cfg, wandb=WandbConfig(group="mine"),
+    named = dataclasses.replace(cfg, wandb=WandbConfig(enabled=True, group="mine"),
                                 population=PopulationConfig(seeds=(0, 1)))
     assert [m.cfg.wandb.group for m in population.members(named)] == ["mine", "mine"]
+    off = dataclasses.replace(cfg, wandb=WandbConfig())  # W&B off: a member's config is a
+    assert {m.cfg.wandb.group for m in population.members(off)} == {""}  # single run's
