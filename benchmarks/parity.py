@@ -35,7 +35,7 @@ PLOTS = Path(__file__).parent.parent / "docs" / "plots"
 
 def official_config(task: str, seed: int, backend: str, steps: int, run_dir: str,
                     resume: bool = False, start_if_no_checkpoint: bool = False,
-                    **learner_overrides):
+                    mjx_solver: str = "port", **learner_overrides):
     """brc_mjx's ``TrainConfig`` at the official code's single-task DMC settings (``resume``:
     continue ``run_dir`` from its last checkpoint, written every 2k steps)."""
     from brc_mjx.config import EnvConfig, LearnerConfig, ReplayConfig, TrainConfig
@@ -45,7 +45,8 @@ def official_config(task: str, seed: int, backend: str, steps: int, run_dir: str
         LearnerConfig(network=model_preset("brc-250k", actor_width=256), tau=0.005),
         **learner_overrides)
     return TrainConfig(
-        env=EnvConfig(tasks=(task,), backend=backend, envs_per_task=1, eval_episodes=10),
+        env=EnvConfig(tasks=(task,), backend=backend, envs_per_task=1, eval_episodes=10,
+                      mjx_solver=mjx_solver),
         learner=learner,
         replay=ReplayConfig(capacity_per_task=max(steps, 1)),
         batch_size=256, updates_per_step=2, total_env_steps=steps, warmup_env_steps=1_000,
@@ -104,6 +105,8 @@ class Run:
     """A label for rows of a changed setting (with --set); empty: our defaults."""
     set: tuple[str, ...] = ()
     """Learner overrides ``field=value`` (e.g. ``init_alpha=0.1``) for a variant."""
+    mjx_solver: str = "port"
+    """The MJX backend's physics (``--env.mjx-solver``): port or mujoco (a variant)."""
     runs_dir: Path = Path("runs/parity")
     out: Path = RESULTS
 
@@ -221,11 +224,12 @@ def run(cfg: Run) -> None:
                 else:
                     train(official_config(task, seed, backend, cfg.steps, str(run_dir),
                                           resume=run_dir.exists(), start_if_no_checkpoint=True,
-                                          **overrides))
+                                          mjx_solver=cfg.mjx_solver, **overrides))
                 curve = eval_curve(run_dir)
                 impl = f"brc_mjx-{backend}" + (f"-{cfg.variant}" if cfg.variant else "")
                 append_row(cfg.out, dict(header, impl=impl, config=dict(
-                    task=task, seed=seed, backend=backend, steps=cfg.steps, set=list(cfg.set)),
+                    task=task, seed=seed, backend=backend, steps=cfg.steps, set=list(cfg.set),
+                    mjx_solver=cfg.mjx_solver),
                     curve=curve, temperature=temperature_curve(run_dir)))
                 print(f"parity {impl} {task} seed {seed}: "
                       + ", ".join(f"{s // 1000}k {r:.0f}" for s, r in curve), flush=True)

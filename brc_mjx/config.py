@@ -175,6 +175,10 @@ class EnvConfig:
     """Simulator backend: mjx | envpool | auto (MJX where Playground has the task, else EnvPool)."""
     envs_per_task: int = 8
     """Parallel training environments per task."""
+    mjx_solver: str = "port"
+    """Physics of the DMC tasks on MJX: port (Playground's settings: few solver iterations,
+    float32, fast) or mujoco (MuJoCo's defaults, as dm_control: 100 solver and 50 line-search
+    iterations, Euler damping on; slower)."""
     eval_episodes: int = 4
     """Deterministic evaluation episodes per task (run in parallel)."""
     reward_scales: tuple[float, ...] = ()

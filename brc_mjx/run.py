@@ -60,14 +60,15 @@ def make_envs(cfg: TrainConfig):
     tasks = list(cfg.env.tasks)
     atari = atari_options(cfg)
     env = envs.make(tasks, cfg.env.envs_per_task, backend=cfg.env.backend, seed=cfg.seed,
-                    atari=atari)
+                    atari=atari, mjx_solver=cfg.env.mjx_solver)
     if cfg.env.reward_scales:
         env = envs.scale_rewards(env, cfg.env.reward_scales)
     eval_env = None
     if cfg.env.eval_episodes > 0:  # evaluation reports the game score: rewards never clipped
         eval_env = envs.make(tasks, cfg.env.eval_episodes, backend=cfg.env.backend,
                              seed=cfg.seed + EVAL_SEED_OFFSET,
-                             atari=dataclasses.replace(atari, reward_clip=False))
+                             atari=dataclasses.replace(atari, reward_clip=False),
+                             mjx_solver=cfg.env.mjx_solver)
     return env, eval_env
 
 

@@ -84,6 +84,7 @@ def make(
     mjx_impl: str = "jax",
     envpool_threads: int = 0,
     atari: AtariOptions | None = None,
+    mjx_solver: str = "port",
 ) -> Env:
     """Build a task-major multi-task `Env` of `len(tasks) * envs_per_task` envs.
 
@@ -99,10 +100,16 @@ def make(
       envpool_threads: EnvPool worker threads per task (0: EnvPool's default).
       atari: EnvPool settings of Atari tasks (sticky actions, reward clipping, action set);
         None: `AtariOptions()`'s defaults.
+      mjx_solver: physics of Playground's DMC tasks on MJX: `"port"` (Playground's solver
+        settings) or `"mujoco"` (MuJoCo's defaults, as dm_control's; `mjx_backend.SOLVERS`).
 
     Returns:
       The `Env`; its `reset` / `step` are pure and jit-able.
     """
+    from envs.mjx_backend import SOLVERS
+
+    if mjx_solver not in SOLVERS:
+        raise ValueError(f"mjx_solver {mjx_solver!r}: expected one of {', '.join(SOLVERS)}")
     specs = resolve_tasks(tasks)
     if envs_per_task < 1:
         raise ValueError(f"envs_per_task must be >= 1, got {envs_per_task}")
@@ -125,8 +132,8 @@ def make(
         if name == "mjx":
             from envs.mjx_backend import load_mjx, make_mjx_backend
 
-            backends.append(make_mjx_backend(load_mjx(tuple(run), mjx_impl), envs_per_task,
-                                             length))
+            backends.append(make_mjx_backend(load_mjx(tuple(run), mjx_impl, mjx_solver),
+                                             envs_per_task, length))
         else:
             from envs.envpool_backend import make_envpool_backend
 

@@ -41,8 +41,16 @@ class MjxState:
     key: jax.Array  # (E, 2) uint32, per-env key for the next auto-reset
 
 
-def load_playground(mjx_id: str, impl: str = "jax", **config_overrides: Any) -> Any:
-    """Load a Playground dm_control_suite env with the given MJX implementation."""
+# Solver settings of Playground's DMC tasks: "port" keeps Playground's (e.g. cheetah 4 solver and
+# 8 line-search iterations, Euler damping off), "mujoco" sets MuJoCo's defaults, as dm_control's
+# XMLs have them (the physics EnvPool runs, in float64 there).
+SOLVERS = {"port": None, "mujoco": dict(iterations=100, ls_iterations=50, eulerdamp=True)}
+
+
+def load_playground(mjx_id: str, impl: str = "jax", solver: str = "port",
+                    **config_overrides: Any) -> Any:
+    """Load a Playground dm_control_suite env with the given MJX implementation and solver
+    settings (`SOLVERS`)."""
     import mujoco
     from mujoco_playground import dm_control_suite
 
@@ -53,6 +61,14 @@ def load_playground(mjx_id: str, impl: str = "jax", **config_overrides: Any) -> 
     from mujoco_playground._src.dm_control_suite import walker
 
     env = dm_control_suite.load(mjx_id, config_overrides={"impl": impl, **config_overrides})
+    if SOLVERS[solver] is not None:
+        from mujoco import mjx
+
+        opt, settings = env._mj_model.opt, SOLVERS[solver]
+        opt.iterations, opt.ls_iterations = settings["iterations"], settings["ls_iterations"]
+        if settings["eulerdamp"]:
+            opt.disableflags &= ~int(mujoco.mjtDisableBit.mjDSBL_EULERDAMP)
+        env._mjx_model = mjx.put_model(env._mj_model, impl=impl)
     if int(env._config.action_repeat) != 1:  # Playground keeps action repeat in its config
         raise ValueError(f"{mjx_id}: expected action_repeat 1, got {env._config.action_repeat}")
     if isinstance(env, walker.PlanarWalker):
@@ -108,17 +124,17 @@ def _walker_obs(env: Any, data: Any, info: dict) -> jax.Array:
     return jnp.concatenate([orientations, height.reshape(1), data.qvel])
 
 
-def load_mjx(specs: Any, impl: str = "jax") -> Any:
+def load_mjx(specs: Any, impl: str = "jax", solver: str = "port") -> Any:
     """The unbatched MJX env of registry task `specs` (Playground's DMC, our HumanoidBench H1),
     or of a tuple of ShadowHand tasks of one reward and object family (one batched model).
 
     One env object per task and implementation in a process (the train and eval envs of a run
     share it; it is only read), so that its physics is traced once (`traced_once`)."""
-    return _load_mjx(specs if isinstance(specs, tuple) else (specs,), impl)
+    return _load_mjx(specs if isinstance(specs, tuple) else (specs,), impl, solver)
 
 
 @functools.cache
-def _load_mjx(specs: tuple, impl: str) -> Any:
+def _load_mjx(specs: tuple, impl: str, solver: str = "port") -> Any:
     spec = specs[0]
     if spec.suite == "shadowhand":
         from envs.shadowhand import RotateZ, get_object
@@ -137,7 +153,7 @@ def _load_mjx(specs: tuple, impl: str) -> Any:
         env = H1Locomotion(spec.mjx_id, impl=impl)
         length = env.episode_length
     else:
-        env = load_playground(spec.mjx_id, impl=impl)
+        env = load_playground(spec.mjx_id, impl=impl, solver=solver)
         length = int(env._config.episode_length)
     if length != spec.episode_length:
         raise ValueError(f"{spec.name}: the env's episode length {length} != the registry's")

@@ -312,3 +312,21 @@ def test_reward_and_observation_are_those_of_the_state_the_step_reached(name):
         if touch is not None:  # MJX solves contacts in 4 iterations, dm_control in up to 100
             np.testing.assert_allclose(obs[kinematic.size:], touch, atol=0.25)
     assert max(rewards) > 0.05 and len(set(rewards)) >= 3, rewards  # not a trivial 0 == 0
+
+
+def test_mjx_solver_mujoco_sets_dm_controls_solver_and_steps():
+    import mujoco
+    from mujoco import mjx
+
+    port, full = load_playground("CheetahRun"), load_playground("CheetahRun", solver="mujoco")
+    eulerdamp = int(mujoco.mjtDisableBit.mjDSBL_EULERDAMP)
+    assert (port.mj_model.opt.iterations, port.mj_model.opt.ls_iterations) == (4, 8)
+    assert port.mj_model.opt.disableflags & eulerdamp
+    # dm_control's cheetah.xml leaves MuJoCo's defaults: 100 / 50 iterations, Euler damping on
+    assert (full.mj_model.opt.iterations, full.mj_model.opt.ls_iterations) == (100, 50)
+    assert not full.mj_model.opt.disableflags & eulerdamp
+    assert int(full.mjx_model.opt.iterations) == 100  # the model MJX steps, not only the CPU one
+    data = mjx.make_data(full.mjx_model)
+    assert np.isfinite(np.asarray(jax.jit(mjx.step)(full.mjx_model, data).qpos)).all()
+    with pytest.raises(ValueError, match="mjx_solver 'exact'"):
+        envs.make("dmc/cheetah-run", 2, mjx_solver="exact")
