@@ -48,24 +48,35 @@ def steps_per_s(step, reset, num_envs: int, steps: int) -> float:
     return steps * num_envs / best
 
 
+def side_by_side(cfg: Config, benchmark: str, variants, keys: tuple[str, str],
+                 labels: tuple[str, str]) -> list[dict]:
+    """For each task and env count: steps/s of two variants (``variants(task)`` gives two
+    ``(step, reset)`` pairs), one row each with their ratio, recorded under ``benchmark``."""
+    rows = []
+    for task in cfg.tasks:
+        pair = variants(task)
+        for n in cfg.num_envs:
+            a, b = (steps_per_s(step, reset, n, cfg.steps) for step, reset in pair)
+            row = dict(row_header(benchmark), task=task, num_envs=n, steps=cfg.steps,
+                       **{keys[0]: a, keys[1]: b}, ratio=b / a)
+            rows.append(row)
+            print(f"{task} x{n}: {labels[0]} {a:,.0f} steps/s, {labels[1]} {b:,.0f} "
+                  f"({b / a:.2f}x)", flush=True)
+            if cfg.record:
+                append_row(RESULTS_DIR / f"{benchmark}.jsonl", row)
+    return rows
+
+
 def main(cfg: Config) -> list[dict]:
     from envs.mjx_backend import load_playground
 
-    rows = []
-    for task in cfg.tasks:
+    def variants(task):
         env = load_playground(task)
-        for n in cfg.num_envs:
-            shipped = steps_per_s(env.step.__wrapped__, env.reset.__wrapped__, n, cfg.steps)
-            ours = steps_per_s(env.step, env.reset.__wrapped__, n, cfg.steps)
-            row = dict(row_header("mjx_forward"), task=task, num_envs=n, steps=cfg.steps,
-                       playground_steps_per_s=shipped, after_step_forward_steps_per_s=ours,
-                       ratio=ours / shipped)
-            rows.append(row)
-            print(f"{task} x{n}: Playground {shipped:,.0f} steps/s, with the forward after the "
-                  f"step {ours:,.0f} ({ours / shipped:.2f}x)", flush=True)
-            if cfg.record:
-                append_row(RESULTS_DIR / "mjx_forward.jsonl", row)
-    return rows
+        return (env.step.__wrapped__, env.reset.__wrapped__), (env.step, env.reset.__wrapped__)
+
+    return side_by_side(cfg, "mjx_forward", variants,
+                        ("playground_steps_per_s", "after_step_forward_steps_per_s"),
+                        ("Playground", "with the forward after the step"))
 
 
 if __name__ == "__main__":

@@ -107,3 +107,13 @@ def test_mjx_forward_times_both_steps_of_one_env():
                                                  steps=2, record=False))
     assert row["playground_steps_per_s"] > 0 and row["after_step_forward_steps_per_s"] > 0
     assert row["ratio"] == row["after_step_forward_steps_per_s"] / row["playground_steps_per_s"]
+
+
+def test_mjx_solver_times_both_solver_settings():
+    from benchmarks import mjx_forward, mjx_solver
+
+    (row,) = mjx_solver.main(mjx_forward.Config(tasks=("CartpoleBalance",), num_envs=(2,),
+                                                steps=2, record=False))
+    assert row["benchmark"] == "mjx_solver"
+    assert row["port_steps_per_s"] > 0 and row["mujoco_solver_steps_per_s"] > 0
+    assert row["ratio"] == row["mujoco_solver_steps_per_s"] / row["port_steps_per_s"]
