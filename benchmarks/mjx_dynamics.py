@@ -10,6 +10,7 @@ state, with its action and the solver's warm start, is stepped one control step 
 - ``c-port-iterations``: the same with only Playground's solver and line-search iterations
   (Euler damping stays on, as in dm_control): the iterations' share;
 - ``mjx-port``: our MJX env as it trains (``--env.mjx-solver port``, float32);
+- ``mjx-eulerdamp``: the same with Euler damping turned back on (``--env.mjx-solver eulerdamp``);
 - ``mjx-mujoco``: our MJX env with MuJoCo's solver defaults (``--env.mjx-solver mujoco``);
 
 and compared with dm_control's own step. Per variant: the velocity error as a fraction of the
@@ -32,7 +33,7 @@ import tyro
 
 from benchmarks.common import RESULTS_DIR, append_row, row_header
 
-VARIANTS = ("c-port-solver", "c-port-iterations", "mjx-port", "mjx-mujoco")
+VARIANTS = ("c-port-solver", "c-port-iterations", "mjx-port", "mjx-eulerdamp", "mjx-mujoco")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,11 +134,13 @@ def main(cfg: Config) -> list[dict]:
     rows = []
     for task in cfg.tasks:
         tr, env = dm_control_transitions(task, cfg.states, cfg.seed)
-        port, mujoco = (load_mjx(envs.get_task(task), solver=s) for s in ("port", "mujoco"))
+        port, eulerdamp, mujoco = (load_mjx(envs.get_task(task), solver=s)
+                                   for s in ("port", "eulerdamp", "mujoco"))
         iterations = ("iterations", "ls_iterations")
         results = dict(zip(VARIANTS, (c_step(env, tr, port.mj_model, (*iterations, "disableflags")),
                                       c_step(env, tr, port.mj_model, iterations),
-                                      mjx_step(port, tr), mjx_step(mujoco, tr)), strict=True))
+                                      mjx_step(port, tr), mjx_step(eulerdamp, tr),
+                                      mjx_step(mujoco, tr)), strict=True))
         for variant, (qvel, reward) in results.items():
             row = dict(row_header("mjx_dynamics"), task=task, variant=variant, states=cfg.states,
                        seed=cfg.seed, states_with_contact=float(np.mean(tr.contacts > 0)),

@@ -5,6 +5,7 @@ damping on), side by side in one process.
 
     python -m benchmarks.mjx_solver                    # cheetah-run, walker-walk, hopper-stand
     python -m benchmarks.mjx_solver --tasks CheetahRun --num-envs 16
+    python -m benchmarks.mjx_solver --solver eulerdamp  # only Euler damping turned back on
 
 Each point: ``jit(scan(vmap(step)))`` over 100 steps with zero actions, best of 3 after a warm-up
 (`benchmarks.mjx_forward.steps_per_s`). Rows go to ``benchmarks/results/mjx_solver.jsonl``.
@@ -12,21 +13,29 @@ Each point: ``jit(scan(vmap(step)))`` over 100 steps with zero actions, best of 
 
 from __future__ import annotations
 
+import dataclasses
+
 import tyro
 
-from benchmarks.mjx_forward import Config, side_by_side
+from benchmarks import mjx_forward
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(mjx_forward.Config):
+    solver: str = "mujoco"
+    """The setting timed against ``port``: mujoco or eulerdamp (``envs.mjx_backend.SOLVERS``)."""
 
 
 def main(cfg: Config) -> list[dict]:
     from envs.mjx_backend import load_playground
 
     def variants(task):
-        envs = (load_playground(task, solver=s) for s in ("port", "mujoco"))
+        envs = (load_playground(task, solver=s) for s in ("port", cfg.solver))
         return tuple((env.step, env.reset) for env in envs)
 
-    return side_by_side(cfg, "mjx_solver", variants,
-                        ("port_steps_per_s", "mujoco_solver_steps_per_s"),
-                        ("Playground's solver", "MuJoCo's defaults"))
+    return mjx_forward.side_by_side(cfg, "mjx_solver", variants,
+                                    ("port_steps_per_s", f"{cfg.solver}_steps_per_s"),
+                                    ("Playground's solver", f"--env.mjx-solver {cfg.solver}"))
 
 
 if __name__ == "__main__":

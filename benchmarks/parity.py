@@ -106,7 +106,8 @@ class Run:
     set: tuple[str, ...] = ()
     """Learner overrides ``field=value`` (e.g. ``init_alpha=0.1``) for a variant."""
     mjx_solver: str = "port"
-    """The MJX backend's physics (``--env.mjx-solver``): port or mujoco (a variant)."""
+    """The MJX backend's physics (``--env.mjx-solver``): port, or eulerdamp / mujoco (a
+    variant)."""
     runs_dir: Path = Path("runs/parity")
     out: Path = RESULTS
 

@@ -177,8 +177,9 @@ class EnvConfig:
     """Parallel training environments per task."""
     mjx_solver: str = "port"
     """Physics of the DMC tasks on MJX: port (Playground's settings: few solver iterations,
-    float32, fast) or mujoco (MuJoCo's defaults, as dm_control: 100 solver and 50 line-search
-    iterations, Euler damping on; slower)."""
+    Euler damping off, float32, fast), eulerdamp (those, with Euler damping on, as dm_control) or
+    mujoco (MuJoCo's defaults, as dm_control: 100 solver and 50 line-search iterations, Euler
+    damping on)."""
     eval_episodes: int = 4
     """Deterministic evaluation episodes per task (run in parallel)."""
     reward_scales: tuple[float, ...] = ()

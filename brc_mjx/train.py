@@ -34,6 +34,7 @@ from brc_mjx.agents.base import Agent, ReplayT, StateT
 from brc_mjx.config import TrainConfig, to_json
 from brc_mjx.config import validate as validate_learner
 from brc_mjx.replay import OBS_DTYPES
+from envs.mjx_backend import SOLVERS as MJX_SOLVERS
 
 
 @flax.struct.dataclass
@@ -79,8 +80,8 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.env.eval_episodes >= 0,
          f"env.eval_episodes must be >= 0, got {cfg.env.eval_episodes}"),
         (len(cfg.env.tasks) >= 1, "env.tasks must name at least one task or suite"),
-        (cfg.env.mjx_solver in ("port", "mujoco"),
-         f"env.mjx_solver must be port or mujoco, got {cfg.env.mjx_solver!r}"),
+        (cfg.env.mjx_solver in MJX_SOLVERS,
+         f"env.mjx_solver must be one of {', '.join(MJX_SOLVERS)}, got {cfg.env.mjx_solver!r}"),
         (cfg.batch_size >= 1, f"batch_size must be >= 1, got {cfg.batch_size}"),
         (0 <= cfg.seed < 2**31, f"seed must be in [0, 2**31), got {cfg.seed}"),
         (cfg.video_every >= 0, f"video_every must be >= 0, got {cfg.video_every}"),

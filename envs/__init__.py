@@ -101,7 +101,8 @@ def make(
       atari: EnvPool settings of Atari tasks (sticky actions, reward clipping, action set);
         None: `AtariOptions()`'s defaults.
       mjx_solver: physics of Playground's DMC tasks on MJX: `"port"` (Playground's solver
-        settings) or `"mujoco"` (MuJoCo's defaults, as dm_control's; `mjx_backend.SOLVERS`).
+        settings), `"eulerdamp"` (those, with Euler damping on, as dm_control's) or `"mujoco"`
+        (MuJoCo's defaults, as dm_control's); `mjx_backend.SOLVERS`.
 
     Returns:
       The `Env`; its `reset` / `step` are pure and jit-able.

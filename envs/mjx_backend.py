@@ -42,9 +42,12 @@ class MjxState:
 
 
 # Solver settings of Playground's DMC tasks: "port" keeps Playground's (e.g. cheetah 4 solver and
-# 8 line-search iterations, Euler damping off), "mujoco" sets MuJoCo's defaults, as dm_control's
-# XMLs have them (the physics EnvPool runs, in float64 there).
-SOLVERS = {"port": None, "mujoco": dict(iterations=100, ls_iterations=50, eulerdamp=True)}
+# 8 line-search iterations, Euler damping off), "eulerdamp" keeps its iterations and turns Euler
+# (implicit) damping back on, "mujoco" sets MuJoCo's defaults, as dm_control's XMLs have them
+# (the physics EnvPool runs, in float64 there). benchmarks/mjx_dynamics.py measures each one's
+# step against dm_control's.
+SOLVERS = {"port": {}, "eulerdamp": dict(eulerdamp=True),
+           "mujoco": dict(iterations=100, ls_iterations=50, eulerdamp=True)}
 
 
 def load_playground(mjx_id: str, impl: str = "jax", solver: str = "port",
@@ -61,12 +64,13 @@ def load_playground(mjx_id: str, impl: str = "jax", solver: str = "port",
     from mujoco_playground._src.dm_control_suite import walker
 
     env = dm_control_suite.load(mjx_id, config_overrides={"impl": impl, **config_overrides})
-    if SOLVERS[solver] is not None:
+    if SOLVERS[solver]:
         from mujoco import mjx
 
         opt, settings = env._mj_model.opt, SOLVERS[solver]
-        opt.iterations, opt.ls_iterations = settings["iterations"], settings["ls_iterations"]
-        if settings["eulerdamp"]:
+        opt.iterations = settings.get("iterations", opt.iterations)
+        opt.ls_iterations = settings.get("ls_iterations", opt.ls_iterations)
+        if settings.get("eulerdamp"):
             opt.disableflags &= ~int(mujoco.mjtDisableBit.mjDSBL_EULERDAMP)
         env._mjx_model = mjx.put_model(env._mj_model, impl=impl)
     if int(env._config.action_repeat) != 1:  # Playground keeps action repeat in its config

@@ -328,5 +328,9 @@ def test_mjx_solver_mujoco_sets_dm_controls_solver_and_steps():
     assert int(full.mjx_model.opt.iterations) == 100  # the model MJX steps, not only the CPU one
     data = mjx.make_data(full.mjx_model)
     assert np.isfinite(np.asarray(jax.jit(mjx.step)(full.mjx_model, data).qpos)).all()
+    damped = load_playground("CheetahRun", solver="eulerdamp")  # Playground's 4 / 8, damping on
+    assert (damped.mj_model.opt.iterations, damped.mj_model.opt.ls_iterations) == (4, 8)
+    assert not damped.mj_model.opt.disableflags & eulerdamp
+    assert not int(damped.mjx_model.opt.disableflags) & eulerdamp
     with pytest.raises(ValueError, match="mjx_solver 'exact'"):
         envs.make("dmc/cheetah-run", 2, mjx_solver="exact")
