@@ -109,6 +109,7 @@ def test_mjx_forward_times_both_steps_of_one_env():
     assert row["ratio"] == row["after_step_forward_steps_per_s"] / row["playground_steps_per_s"]
 
 
+@pytest.mark.slow  # ~20 s: the helper is covered by the mjx_forward test in the default suite
 def test_mjx_solver_times_both_solver_settings():
     from benchmarks import mjx_solver
 
